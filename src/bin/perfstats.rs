@@ -1,0 +1,162 @@
+//! The `perfstats` command: `serve` runs the server; `report` sends one report.
+
+use clap::{Args, Parser, Subcommand};
+use perfstats::client::{Client, DEFAULT_ADDR};
+use perfstats::store::{Backend, Store, StoreConfig};
+use perfstats::{Event, PerformanceData};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long shutdown may take before the process gives up on open connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Telemetry for peer-to-peer test networks: nodes report events over gRPC, people
+/// watch them on a dashboard on the same port.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (gRPC, dashboard and HTTP API on one port).
+    Serve(Serve),
+    /// Send one report through the retry policy; exits non-zero with the server's
+    /// error when it is refused.
+    Report(Report),
+}
+
+#[derive(Args)]
+struct Serve {
+    /// Address to listen on; use 0.0.0.0:12345 to accept other containers.
+    #[arg(long, env = "PERFSTATS_LISTEN", default_value = "127.0.0.1:12345")]
+    listen: SocketAddr,
+    /// SQLite database file (created when missing).
+    #[arg(long, env = "PERFSTATS_DB", default_value = "perfstats.db")]
+    db: PathBuf,
+    /// Keep reports in RAM only, instead of in the database.
+    #[arg(long, env = "PERFSTATS_MEMORY", conflicts_with = "db")]
+    memory: bool,
+    /// With --memory: keep at most this many reports, evicting the oldest.
+    #[arg(long, env = "PERFSTATS_MAX_REPORTS", default_value_t = 1_000_000)]
+    max_reports: usize,
+    /// Start a new run with this name instead of continuing the latest one.
+    #[arg(long, env = "PERFSTATS_NEW_RUN")]
+    new_run: Option<String>,
+}
+
+#[derive(Args)]
+struct Report {
+    /// The server's URL.
+    #[arg(long, env = "PERFSTATS_ADDR", default_value = DEFAULT_ADDR)]
+    addr: String,
+    /// The reporting node, e.g. its container name.
+    #[arg(long, env = "PERFSTATS_SENDER")]
+    sender: String,
+    /// The event: new-block-received, NEW_BLOCK_RECEIVED, EVENT_NEW_BLOCK_RECEIVED,
+    /// Event_NewBlockReceived or 83.
+    #[arg(long)]
+    event: Event,
+    /// Free text about the event (required, at most 4 KiB).
+    #[arg(long)]
+    message: String,
+    /// When it happened, in Unix nanoseconds (default: the server's receive time).
+    #[arg(long, default_value_t = 0)]
+    time: i64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = match Cli::parse().command {
+        Command::Serve(serve) => run_server(serve).await,
+        Command::Report(report) => send_report(report).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("perfstats: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(serve: Serve) -> Result<(), String> {
+    let backend = if serve.memory {
+        Backend::Memory {
+            max_reports: serve.max_reports,
+        }
+    } else {
+        Backend::Sqlite(serve.db)
+    };
+    let store = Store::open(StoreConfig {
+        backend,
+        new_run: serve.new_run,
+    })
+    .map_err(|error| error.to_string())?;
+    let listener = TcpListener::bind(serve.listen)
+        .await
+        .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;
+    let address = listener.local_addr().map_err(|error| error.to_string())?;
+    let run = store.current_run();
+    println!(
+        "perfstats listening on http://{address} (run {:?})",
+        run.name
+    );
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = perfstats::server::run(listener, store, async {
+        let _ = stopped.await;
+    });
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => return served.map_err(|error| error.to_string()),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests and storing what is queued");
+    let _ = stopping.send(());
+    tokio::time::timeout(SHUTDOWN_GRACE, server)
+        .await
+        .map_err(|_| format!("shutdown took longer than {SHUTDOWN_GRACE:?}; exiting"))?
+        .map_err(|error| error.to_string())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn send_report(report: Report) -> Result<(), String> {
+    let client = Client::connect_lazy(&report.addr)
+        .map_err(|error| format!("--addr {:?}: {error}", report.addr))?;
+    let data = PerformanceData::new(report.time, report.sender, report.event, report.message);
+    let ack = client
+        .send_performance_stat_with_retries(data)
+        .await
+        .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?;
+    println!(
+        "seq={} run={} duplicate={}",
+        ack.seq, ack.run, ack.duplicate
+    );
+    Ok(())
+}

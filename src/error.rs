@@ -1,0 +1,86 @@
+//! The one error type of the service, and the one place where it becomes a gRPC
+//! `Status` or an HTTP response.
+
+use crate::event::InvalidReport;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::fmt;
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A report broke a validation rule (gRPC `INVALID_ARGUMENT`, HTTP 400).
+    Invalid(InvalidReport),
+    /// A request parameter is malformed or out of range (`INVALID_ARGUMENT`, 400).
+    BadRequest(String),
+    /// The named thing (a run) does not exist (`NOT_FOUND`, 404).
+    NotFound(String),
+    /// The request conflicts with what exists (`ALREADY_EXISTS`, 409).
+    Conflict(String),
+    /// The store could not do it now; retrying later may work (`UNAVAILABLE`, 503).
+    Unavailable(String),
+    /// A write without the right bearer token (`UNAUTHENTICATED`, 401).
+    Unauthenticated,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid(invalid) => invalid.fmt(f),
+            Error::BadRequest(text)
+            | Error::NotFound(text)
+            | Error::Conflict(text)
+            | Error::Unavailable(text) => f.write_str(text),
+            Error::Unauthenticated => {
+                f.write_str("authorization: a valid 'Bearer <token>' is required")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<InvalidReport> for Error {
+    fn from(invalid: InvalidReport) -> Self {
+        Error::Invalid(invalid)
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        Error::Unavailable(format!("store: {error}"))
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        match error {
+            Error::Invalid(_) | Error::BadRequest(_) => tonic::Status::invalid_argument(message),
+            Error::NotFound(_) => tonic::Status::not_found(message),
+            Error::Conflict(_) => tonic::Status::already_exists(message),
+            Error::Unavailable(_) => tonic::Status::unavailable(message),
+            Error::Unauthenticated => tonic::Status::unauthenticated(message),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Error::Invalid(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        };
+        (status, self.to_string()).into_response()
+    }
+}
+
+/// Query-string and form rejections become a 400 that says which parameter and why.
+impl From<axum::extract::rejection::QueryRejection> for Error {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Error::BadRequest(rejection.body_text())
+    }
+}

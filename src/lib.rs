@@ -1,0 +1,22 @@
+//! perfstats: nodes of peer-to-peer test networks report discrete events ("first
+//! peer connected", "initial sync completed", "new block received") over gRPC to one
+//! server, which stores them durably and shows them on a dashboard on the same port.
+//!
+//! # Layout
+//! - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
+//! - [`event`]: event names in every accepted spelling, and report validation.
+//! - [`error`]: the service's error type and its mapping to gRPC and HTTP.
+//! - [`store`]: the group-committing writer, SQLite and memory backends, runs, reads.
+//! - [`server`]: `run(listener, store, shutdown)`: gRPC, reflection, health and HTTP.
+//! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes.
+//! - `src/bin/perfstats.rs`: the command line (`serve`, `report`).
+
+pub mod client;
+pub mod error;
+pub mod event;
+pub mod pb;
+pub mod server;
+pub mod store;
+
+pub use error::Error;
+pub use pb::{Ack, BatchAck, Event, PerformanceData};

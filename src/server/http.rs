@@ -1,0 +1,43 @@
+//! The HTTP side's routes, the embedded page, and the fallback for unknown paths.
+
+use super::{AppState, api, legacy, stream};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+/// The dashboard page, embedded so the binary serves it from any directory.
+const INDEX_HTML: &str = include_str!("../../static/index.html");
+
+/// Every HTTP route of DESIGN.md that exists so far.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/runs", get(api::runs).post(api::new_run))
+        .route("/api/reports", get(api::reports))
+        .route("/api/export", get(api::export))
+        .route("/api/stream", get(stream::stream))
+        .route("/send", post(legacy::send))
+        .route("/messages", get(legacy::messages))
+        .with_state(state)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+/// Unknown gRPC methods get `UNIMPLEMENTED`; any other unknown path gets 404.
+pub async fn fallback(request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if grpc {
+        tonic::Status::unimplemented(format!("{path} is not a method of this server")).into_http()
+    } else {
+        (StatusCode::NOT_FOUND, format!("not found: {path}")).into_response()
+    }
+}

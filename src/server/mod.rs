@@ -1,0 +1,84 @@
+//! The server: gRPC ingest, reflection, health and the HTTP dashboard and API, all
+//! on one listener. [`run`] serves until `shutdown` completes, then drains the store.
+
+mod api;
+mod grpc;
+mod http;
+mod legacy;
+mod stream;
+
+pub use grpc::{Ingest, MAX_STREAM_REPORTS};
+
+use crate::pb::{self, performance_stats_server::PerformanceStatsServer};
+use crate::store::Store;
+use std::future::Future;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+
+/// Largest gRPC message accepted (a report is at most about 4.5 KiB).
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// What every HTTP handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Flips to `true` when the server shuts down, ending long-lived responses (SSE).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The whole service as one router: gRPC (ingest, health, reflection v1 and
+/// v1alpha) merged with the HTTP side, and a fallback that answers unknown gRPC
+/// methods `UNIMPLEMENTED` and unknown HTTP paths 404.
+pub async fn app(state: AppState) -> axum::Router {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<PerformanceStatsServer<Ingest>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+    let ingest = PerformanceStatsServer::new(Ingest::new(state.store.clone()))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    Routes::new(ingest)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .into_axum_router()
+        .merge(http::router(state))
+        .fallback(http::fallback)
+}
+
+/// Serves gRPC and HTTP on `listener` until `shutdown` completes, then waits for
+/// in-flight requests, stores everything queued and returns.
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (stop, stopped) = watch::channel(false);
+    let app = app(AppState {
+        store: store.clone(),
+        shutdown: stopped,
+    })
+    .await;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(app))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    store.close().await;
+    served
+}

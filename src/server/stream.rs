@@ -1,0 +1,130 @@
+//! `GET /api/stream`: the live feed as Server-Sent Events, resumable.
+//!
+//! Each subscriber gets its own task that first replays from the store what came
+//! after its cursor (`Last-Event-ID`, or `?after=`), then forwards the live feed. A
+//! subscriber that reads too slowly falls behind the feed's bounded buffer; it is
+//! then caught up again from the store, so it never slows ingest, never makes the
+//! server buffer without bound, and never silently misses a report.
+
+use super::AppState;
+use super::api::Filters;
+use crate::error::Error;
+use crate::store::{Query, Report, Store};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{self, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Events queued per subscriber before its task waits for the client to read.
+const SUBSCRIBER_BUFFER: usize = 256;
+/// Reports read from the store per catch-up step.
+const CATCH_UP_PAGE: usize = 1_000;
+
+/// `GET /api/stream?run=&sender=&event=&q=&after=`: `id: <seq>`, `event: report`,
+/// `data: <Report>` for each matching report after the cursor. The cursor is the
+/// `Last-Event-ID` header, else `after`, else "from now on".
+pub async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    filters: Result<extract::Query<Filters>, QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, Error> {
+    let filters = filters?.0;
+    let mut query = filters.query(&state)?;
+    query.limit = CATCH_UP_PAGE;
+    let live = state.store.subscribe();
+    let resume = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    Error::BadRequest("Last-Event-ID: must be a report seq (a whole number)".into())
+                })?,
+        ),
+        None => None,
+    };
+    let cursor = resume
+        .or(filters.after)
+        .unwrap_or_else(|| state.store.last_seq());
+    query.after = cursor;
+    let (events, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+    let store = state.store.clone();
+    let mut shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = forward(store, query, live, events) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => {}
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(receiver)).keep_alive(KeepAlive::default()))
+}
+
+type Events = mpsc::Sender<Result<Event, Infallible>>;
+
+/// Replays from the store after `query.after`, then forwards the live feed,
+/// catching up from the store again whenever the feed lagged. Ends when the client
+/// goes away or the feed closes.
+async fn forward(
+    store: Store,
+    mut query: Query,
+    mut live: tokio::sync::broadcast::Receiver<Arc<Report>>,
+    events: Events,
+) {
+    let mut catching_up = true;
+    loop {
+        if catching_up {
+            match catch_up(&store, &mut query, &events).await {
+                Ok(done) => catching_up = !done,
+                Err(()) => return,
+            }
+            continue;
+        }
+        let received = tokio::select! {
+            received = live.recv() => received,
+            () = events.closed() => return,
+        };
+        match received {
+            Ok(report) => {
+                if report.seq <= query.after {
+                    continue;
+                }
+                query.after = report.seq;
+                if query.matches(&report) && send(&events, &report).await.is_err() {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(skipped)) => {
+                tracing::debug!(skipped, "slow SSE subscriber; catching up from the store");
+                catching_up = true;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Sends one page of stored reports after the cursor; `Ok(true)` when the store had
+/// no more, `Err` when the client is gone.
+async fn catch_up(store: &Store, query: &mut Query, events: &Events) -> Result<bool, ()> {
+    let page = store.query(query.clone()).await.map_err(|_| ())?;
+    for report in &page {
+        send(events, report).await?;
+        query.after = report.seq;
+    }
+    Ok(page.len() < query.limit)
+}
+
+async fn send(events: &Events, report: &Report) -> Result<(), ()> {
+    let event = Event::default()
+        .id(report.seq.to_string())
+        .event("report")
+        .json_data(report)
+        .map_err(|_| ())?;
+    events.send(Ok(event)).await.map_err(|_| ())
+}

@@ -1,0 +1,181 @@
+//! The SQLite backend: one database file in WAL mode, a writer connection owned by
+//! the writer thread and a separate reader connection, so reads never block writes.
+//!
+//! `synchronous = NORMAL` with WAL: a committed transaction survives the process
+//! being killed (the data is in the OS page cache before the commit returns); a
+//! power cut may lose the last few commits.
+
+use super::{Inserted, Query, Reader, Report, RunInfo, Writer};
+use crate::error::Error;
+use crate::pb::Event;
+use rusqlite::{Connection, OpenFlags, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    started_unix_nano INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reports (
+    seq INTEGER PRIMARY KEY,
+    run INTEGER NOT NULL REFERENCES runs(id),
+    time_unix_nano INTEGER NOT NULL,
+    received_unix_nano INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    event INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    report_id TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS reports_by_run ON reports(run);
+";
+
+/// The writer connection.
+pub(super) struct SqliteWriter {
+    connection: Connection,
+}
+
+/// The reader connection.
+pub(super) struct SqliteReader {
+    connection: Mutex<Connection>,
+}
+
+/// Opens (creating if needed) the database at `path`, with a clear error naming the
+/// path and the cause when it cannot.
+pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
+    let failed = |error: rusqlite::Error| {
+        Error::Unavailable(format!("cannot open database {}: {error}", path.display()))
+    };
+    let connection = Connection::open(path).map_err(failed)?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        .and_then(|()| connection.execute_batch(SCHEMA))
+        .map_err(failed)?;
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(failed)?;
+    Ok((
+        SqliteWriter { connection },
+        SqliteReader {
+            connection: Mutex::new(reader),
+        },
+    ))
+}
+
+impl Writer for SqliteWriter {
+    fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error> {
+        let mut statement = self.connection.prepare(
+            "SELECT id, name, started_unix_nano,
+                    (SELECT count(*) FROM reports WHERE reports.run = runs.id)
+             FROM runs ORDER BY id",
+        )?;
+        let mut runs = statement
+            .query_map([], |row| {
+                Ok(RunInfo {
+                    id: row.get(0)?,
+                    name: row.get::<_, String>(1)?.into(),
+                    started_unix_nano: row.get(2)?,
+                    reports: row.get(3)?,
+                    current: false,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(last) = runs.last_mut() {
+            last.current = true;
+        }
+        Ok(runs)
+    }
+
+    fn last_seq(&mut self) -> Result<u64, Error> {
+        Ok(self
+            .connection
+            .query_row("SELECT coalesce(max(seq), 0) FROM reports", [], |row| {
+                row.get(0)
+            })?)
+    }
+
+    fn create_run(&mut self, name: &str, started_unix_nano: i64) -> Result<u64, Error> {
+        self.connection.execute(
+            "INSERT INTO runs (name, started_unix_nano) VALUES (?1, ?2)",
+            params![name, started_unix_nano],
+        )?;
+        Ok(self.connection.last_insert_rowid() as u64)
+    }
+
+    fn insert(&mut self, reports: Vec<Report>) -> Result<Vec<Inserted>, Error> {
+        let transaction = self.connection.transaction()?;
+        let mut outcomes = Vec::with_capacity(reports.len());
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO reports
+                   (run, time_unix_nano, received_unix_nano, sender, event, message, report_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (report_id) DO NOTHING",
+            )?;
+            let mut existing =
+                transaction.prepare_cached("SELECT seq, run FROM reports WHERE report_id = ?1")?;
+            for mut report in reports {
+                let inserted = insert.execute(params![
+                    report.run,
+                    report.time_unix_nano,
+                    report.received_unix_nano,
+                    report.sender,
+                    report.event as i32,
+                    report.message,
+                    report.report_id,
+                ])?;
+                if inserted == 1 {
+                    report.seq = transaction.last_insert_rowid() as u64;
+                    outcomes.push(Inserted::New(Arc::new(report)));
+                } else {
+                    let (seq, run) = existing
+                        .query_row([&report.report_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                    outcomes.push(Inserted::Duplicate { seq, run });
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(outcomes)
+    }
+}
+
+impl Reader for SqliteReader {
+    fn query(&self, query: &Query) -> Result<Vec<Arc<Report>>, Error> {
+        let connection = self.connection.lock().expect("reader lock");
+        let mut statement = connection.prepare_cached(
+            "SELECT seq, run, time_unix_nano, received_unix_nano, sender, event, message, report_id
+             FROM reports
+             WHERE run = ?1 AND seq > ?2
+               AND (?3 IS NULL OR sender = ?3)
+               AND (?4 IS NULL OR event = ?4)
+               AND (?5 IS NULL OR instr(message, ?5) > 0 OR instr(sender, ?5) > 0)
+             ORDER BY seq LIMIT ?6",
+        )?;
+        let rows = statement.query_map(
+            params![
+                query.run,
+                query.after,
+                query.sender,
+                query.event.map(|event| event as i32),
+                query.text,
+                query.limit as i64,
+            ],
+            |row| {
+                Ok(Arc::new(Report {
+                    seq: row.get(0)?,
+                    run: row.get(1)?,
+                    time_unix_nano: row.get(2)?,
+                    received_unix_nano: row.get(3)?,
+                    sender: row.get(4)?,
+                    event: Event::try_from(row.get::<_, i32>(5)?).unwrap_or(Event::Unspecified),
+                    message: row.get(6)?,
+                    report_id: row.get(7)?,
+                }))
+            },
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
