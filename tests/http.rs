@@ -1,0 +1,417 @@
+//! The HTTP side: legacy endpoints, the page, the JSON API, export and SSE.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use perfstats::server::{AppState, app};
+use perfstats::store::{Backend, Store, StoreConfig};
+use perfstats::{Event, PerformanceData};
+use std::time::Duration;
+use support::spawn_server;
+use tokio_stream::StreamExt;
+use tower::ServiceExt;
+
+async fn send_some(server: &support::TestServer, reports: &[(&str, Event, &str)]) {
+    let client = server.client();
+    for (sender, event, message) in reports {
+        client
+            .send_performance_stat(PerformanceData::new(0, *sender, *event, *message))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn legacy_send_and_messages_round_trip() {
+    let server = spawn_server().await;
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(format!("{}/send", server.url()))
+        .form(&[
+            ("time", "1723700000000000000"),
+            ("sender", "1f"),
+            ("eventtype", "Event_NewBlockReceived"),
+            ("message", "hash=ab & more"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "ACK");
+
+    for (field, form) in [
+        (
+            "sender",
+            "time=1&sender=&eventtype=Event_NewBlockReceived&message=m",
+        ),
+        (
+            "message",
+            "time=1&sender=a&eventtype=Event_NewBlockReceived",
+        ),
+        (
+            "eventtype",
+            "time=1&sender=a&eventtype=Event_Nope&message=m",
+        ),
+        ("time", "time=soon&sender=a&eventtype=83&message=m"),
+        ("message", "time=1&sender=a&eventtype=83&message=%FF%FE"),
+    ] {
+        let refused = http
+            .post(format!("{}/send", server.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{form}");
+        let text = refused.text().await.unwrap();
+        assert!(text.starts_with(&format!("{field}: ")), "{form}: {text}");
+    }
+
+    let messages = server.get_json("/messages").await;
+    assert_eq!(
+        messages,
+        serde_json::json!({"messages": [{
+            "time": "1723700000000000000",
+            "sender": "1f",
+            "eventtype": "Event_NewBlockReceived",
+            "message": "hash=ab & more",
+        }]})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_is_html_on_the_grpc_port_and_unknown_paths_are_404() {
+    let server = spawn_server().await;
+    let page = reqwest::get(server.url()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("<html"));
+    let missing = reqwest::get(format!("{}/no/such/page", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reports_filter_and_page() {
+    let server = spawn_server().await;
+    send_some(
+        &server,
+        &[
+            ("ra", Event::RaNewBlockSent, "block 1"),
+            ("1f", Event::NewBlockReceived, "block 1"),
+            ("2f", Event::NewBlockReceived, "block 1"),
+            ("1f", Event::BlockWinnerFound, "winner 2f"),
+            ("1f", Event::NewBlockReceived, "block 2"),
+        ],
+    )
+    .await;
+    let seqs = |page: &serde_json::Value| -> Vec<u64> {
+        page["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        seqs(&server.get_json("/api/reports?sender=1f").await),
+        [2, 4, 5]
+    );
+    assert_eq!(
+        seqs(
+            &server
+                .get_json("/api/reports?event=new-block-received")
+                .await
+        ),
+        [2, 3, 5]
+    );
+    assert_eq!(seqs(&server.get_json("/api/reports?q=winner").await), [4]);
+    assert_eq!(
+        seqs(
+            &server
+                .get_json("/api/reports?sender=1f&event=83&q=block%202")
+                .await
+        ),
+        [5]
+    );
+    let first = server.get_json("/api/reports?limit=2").await;
+    assert_eq!(
+        (seqs(&first), first["next"].as_u64()),
+        (vec![1, 2], Some(2))
+    );
+    let second = server.get_json("/api/reports?limit=2&after=2").await;
+    assert_eq!(seqs(&second), [3, 4]);
+    let last = server.get_json("/api/reports?limit=2&after=4").await;
+    assert_eq!(
+        (seqs(&last), last["next"].clone()),
+        (vec![5], serde_json::Value::Null)
+    );
+    assert_eq!(
+        seqs(&server.get_json("/api/reports?run=run-1&after=3").await),
+        [4, 5]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn runs_are_listed_created_and_selectable() {
+    let server = spawn_server().await;
+    send_some(&server, &[("1f", Event::NewBlockReceived, "old run")]).await;
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{}/api/runs", server.url()))
+        .json(&serde_json::json!({"name": "experiment 2"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["name"], "experiment 2");
+    assert_eq!(created["current"], true);
+    let conflict = http
+        .post(format!("{}/api/runs", server.url()))
+        .json(&serde_json::json!({"name": "experiment 2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conflict.status(), 409);
+    send_some(&server, &[("1f", Event::NewBlockReceived, "new run")]).await;
+
+    let runs = server.get_json("/api/runs").await;
+    assert_eq!(runs[0]["name"], "run-1");
+    assert_eq!(runs[0]["reports"], 1);
+    assert_eq!(runs[0]["current"], false);
+    assert_eq!(runs[1]["reports"], 1);
+    let current = server.get_json("/api/reports").await;
+    assert_eq!(current["reports"][0]["message"], "new run");
+    let old = server.get_json("/api/reports?run=1").await;
+    assert_eq!(old["reports"][0]["message"], "old run");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn export_writes_csv_and_ndjson_matching_the_reports() {
+    let server = spawn_server().await;
+    send_some(
+        &server,
+        &[
+            ("1f", Event::NewBlockReceived, "plain"),
+            (
+                "2f",
+                Event::BlockWinnerFound,
+                "quote \" and, comma\nnewline",
+            ),
+        ],
+    )
+    .await;
+    let csv = reqwest::get(format!("{}/api/export?format=csv", server.url()))
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("perfstats-run-1.csv")
+    );
+    let csv = csv.text().await.unwrap();
+    let reports = server.get_json("/api/reports").await;
+    let second = &reports["reports"][1];
+    assert!(
+        csv.starts_with(
+            "seq,run,time_unix_nano,received_unix_nano,sender,event,message,report_id\n"
+        )
+    );
+    assert!(
+        csv.contains(&format!(
+            "2,1,{},{},2f,EVENT_BLOCK_WINNER_FOUND,\"quote \"\" and, comma\nnewline\",{}\r\n",
+            second["time_unix_nano"],
+            second["received_unix_nano"],
+            second["report_id"].as_str().unwrap()
+        )),
+        "{csv}"
+    );
+
+    let ndjson = reqwest::get(format!("{}/api/export?format=ndjson", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, reports["reports"].as_array().unwrap().clone());
+    server.stop().await;
+}
+
+/// Reads SSE `report` events from `response` until `count` arrived; returns their ids.
+async fn read_events(response: reqwest::Response, count: usize) -> Vec<u64> {
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("SSE event in time")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(id) = event.lines().find_map(|line| line.strip_prefix("id: ")) {
+                assert!(event.contains("event: report"), "{event}");
+                ids.push(id.parse().unwrap());
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn the_stream_goes_live_and_resumes_from_last_event_id() {
+    let server = spawn_server().await;
+    send_some(
+        &server,
+        &[
+            ("1f", Event::FirstPeerConnected, "p1"),
+            ("2f", Event::FirstPeerConnected, "p2"),
+        ],
+    )
+    .await;
+
+    let live = reqwest::get(format!("{}/api/stream", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let reader = tokio::spawn(read_events(live, 1));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_some(&server, &[("3f", Event::FirstPeerConnected, "p3")]).await;
+    assert_eq!(
+        reader.await.unwrap(),
+        [3],
+        "live: only what came after subscribing"
+    );
+
+    let resumed = reqwest::Client::new()
+        .get(format!("{}/api/stream?sender=2f", server.url()))
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .unwrap();
+    let reader = tokio::spawn(read_events(resumed, 2));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_some(
+        &server,
+        &[
+            ("1f", Event::NewPeerConnected, "x"),
+            ("2f", Event::NewPeerConnected, "y"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        reader.await.unwrap(),
+        [2, 5],
+        "replayed after 1, then live, filtered to 2f"
+    );
+
+    let from_start = reqwest::get(format!("{}/api/stream?after=0", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(read_events(from_start, 5).await, [1, 2, 3, 4, 5]);
+    server.stop().await;
+}
+
+fn app_state() -> AppState {
+    let store = Store::open(StoreConfig {
+        backend: Backend::Memory { max_reports: 100 },
+        new_run: Some("oneshot".into()),
+    })
+    .unwrap();
+    AppState {
+        store,
+        shutdown: tokio::sync::watch::channel(false).1,
+    }
+}
+
+async fn oneshot(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = app(state.clone()).await.oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn bad_parameters_get_400_naming_the_parameter() {
+    let state = app_state();
+    for (uri, starts) in [
+        (
+            "/api/reports?after=-1",
+            "Failed to deserialize query string: after",
+        ),
+        (
+            "/api/reports?limit=100000",
+            "limit: must be from 1 to 10000",
+        ),
+        ("/api/reports?limit=0", "limit: must be from 1 to 10000"),
+        ("/api/reports?event=EVENT_BOGUS", "event: unknown event"),
+        (
+            "/api/export?format=xml",
+            "Failed to deserialize query string: format",
+        ),
+    ] {
+        let (status, body) = oneshot(&state, get(uri)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(body.starts_with(starts), "{uri}: {body}");
+    }
+    let (status, body) = oneshot(&state, get("/api/reports?run=nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.starts_with("run: no run"), "{body}");
+    let (status, body) = oneshot(
+        &state,
+        Request::post("/api/runs")
+            .body(Body::from("{\"nmae\": 1}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.starts_with("body: "), "{body}");
+}
+
+#[tokio::test]
+async fn legacy_send_stores_through_the_router() {
+    let state = app_state();
+    let (status, body) = oneshot(
+        &state,
+        Request::post("/send")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(
+                "time=5&sender=4l&eventtype=new-block-received&message=b%2B1",
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ACK"));
+    let (status, body) = oneshot(&state, get("/api/reports")).await;
+    assert_eq!(status, StatusCode::OK);
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["reports"][0]["message"], "b+1");
+    assert_eq!(page["reports"][0]["time_unix_nano"], 5);
+    assert_eq!(page["reports"][0]["sender"], "4l");
+}
