@@ -13,4 +13,4 @@ fi
 export PERFSTATS_GRPCURL="$tools/venv/bin/grpcurl"
 "$PERFSTATS_GRPCURL" -version >/dev/null
 
-cargo test --all-targets
+cargo test

@@ -20,3 +20,8 @@ pub mod store;
 
 pub use error::Error;
 pub use pb::{Ack, BatchAck, Event, PerformanceData};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
