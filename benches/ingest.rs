@@ -1,0 +1,414 @@
+//! Ingest benchmark: the same tonic load generator against (a) a no-op
+//! `PerformanceStats` server (the protocol's ceiling), (b) `perfstats serve --memory`
+//! and (c) `perfstats serve` with SQLite, each a separate process on 127.0.0.1:0,
+//! interleaved a, b, c, a, b, c… so every ratio compares figures of the same round.
+//!
+//! `cargo bench --bench ingest` (full: 3 rounds of 4 s per mode, RSS after 1,000,000
+//! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI). It prints
+//! figures and ratios; it asserts nothing about speed.
+
+use perfstats::pb::performance_stats_client::PerformanceStatsClient;
+use perfstats::pb::performance_stats_server::{PerformanceStats, PerformanceStatsServer};
+use perfstats::pb::{Ack, BatchAck, PerformanceData};
+use perfstats::{Event, server};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status, Streaming};
+
+/// In-flight unary calls, spread over `CONNECTIONS` connections.
+const UNARY_IN_FLIGHT: usize = 64;
+const CONNECTIONS: usize = 4;
+/// Client streams in flight, each of `STREAM_LEN` reports.
+const STREAMS_IN_FLIGHT: usize = 4;
+const STREAM_LEN: usize = 1_000;
+
+struct Settings {
+    rounds: usize,
+    duration: Duration,
+    rss_reports: usize,
+}
+
+/// The ceiling: acknowledges every report, stores nothing.
+struct Noop;
+
+#[tonic::async_trait]
+impl PerformanceStats for Noop {
+    async fn report_stat(&self, _: Request<PerformanceData>) -> Result<Response<Ack>, Status> {
+        Ok(Response::new(Ack {
+            seq: 1,
+            duplicate: false,
+            run: "noop".into(),
+        }))
+    }
+
+    async fn report_stats(
+        &self,
+        request: Request<Streaming<PerformanceData>>,
+    ) -> Result<Response<BatchAck>, Status> {
+        let mut stream = request.into_inner();
+        let mut accepted = 0;
+        while stream.message().await?.is_some() {
+            accepted += 1;
+        }
+        Ok(Response::new(BatchAck {
+            accepted,
+            duplicates: 0,
+            run: "noop".into(),
+        }))
+    }
+}
+
+/// Runs the no-op server in this process (the bench re-executes itself for it),
+/// served the way perfstats serves (nodelay, HTTP/1 accepted).
+fn noop_server_main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!(
+            "noop listening on http://{}",
+            listener.local_addr().unwrap()
+        );
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_service(
+                PerformanceStatsServer::new(Noop)
+                    .max_decoding_message_size(server::MAX_GRPC_MESSAGE_BYTES),
+            )
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+}
+
+/// A server process under test; killed when dropped.
+struct Target {
+    name: &'static str,
+    child: Child,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    fn start(name: &'static str) -> Target {
+        let mut dir = None;
+        let mut command = match name {
+            "noop" => {
+                let mut command = Command::new(std::env::current_exe().unwrap());
+                command.arg("--noop-server");
+                command
+            }
+            _ => {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
+                command.args(["serve", "--listen", "127.0.0.1:0"]);
+                if name == "memory" {
+                    command.arg("--memory");
+                } else {
+                    let tmp = tempfile::tempdir().unwrap();
+                    command.arg("--db").arg(tmp.path().join("bench.db"));
+                    dir = Some(tmp);
+                }
+                command
+            }
+        };
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("{name}: no address in {line:?}"))
+            .to_string();
+        Target {
+            name,
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+
+    /// utime + stime of the server process, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / clock_ticks_per_second()
+    }
+
+    /// (current RSS, peak RSS) in MiB.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    async fn channels(&self) -> Vec<Channel> {
+        let mut channels = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let channel = Endpoint::from_shared(self.url.clone())
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .unwrap();
+            channels.push(channel);
+        }
+        channels
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    let output = Command::new("getconf").arg("CLK_TCK").output();
+    output
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One mode's figures against one server in one round.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us_per_report: f64,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn report(sender: &str) -> PerformanceData {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    PerformanceData {
+        time_unix_nano: 1_700_000_000_000_000_000 + id as i64,
+        sender: sender.to_string(),
+        event: Event::TransactionReceived as i32,
+        message: format!("transaction {id:016x} received from peer 12D3KooW"),
+        report_id: format!("bench-{}-{id}", std::process::id()),
+    }
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// Drives `target` for `duration` in one mode; returns its figures.
+async fn drive(target: &Target, streaming: bool, duration: Duration) -> Figures {
+    let channels = target.channels().await;
+    let reports = Arc::new(AtomicU64::new(0));
+    let cpu_before = target.cpu_seconds();
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers = if streaming {
+        STREAMS_IN_FLIGHT
+    } else {
+        UNARY_IN_FLIGHT
+    };
+    let mut tasks = Vec::new();
+    for worker in 0..workers {
+        let mut stub = PerformanceStatsClient::new(channels[worker % CONNECTIONS].clone());
+        let reports = reports.clone();
+        let sender = format!("node{worker}");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let call = Instant::now();
+                if streaming {
+                    let batch: Vec<_> = (0..STREAM_LEN).map(|_| report(&sender)).collect();
+                    let ack = stub.report_stats(tokio_stream::iter(batch)).await.unwrap();
+                    assert_eq!(ack.get_ref().accepted, STREAM_LEN as u64);
+                    reports.fetch_add(STREAM_LEN as u64, Ordering::Relaxed);
+                } else {
+                    stub.report_stat(report(&sender)).await.unwrap();
+                    reports.fetch_add(1, Ordering::Relaxed);
+                }
+                latencies.push(call.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = target.cpu_seconds() - cpu_before;
+    latencies.sort();
+    let count = reports.load(Ordering::Relaxed) as f64;
+    Figures {
+        per_second: count / elapsed,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        cpu_us_per_report: cpu * 1e6 / count.max(1.0),
+    }
+}
+
+/// Sends `total` reports in streams, then returns the server's RSS (current, peak).
+async fn fill(target: &Target, total: usize) -> (f64, f64) {
+    let channels = target.channels().await;
+    let per_worker = total / STREAMS_IN_FLIGHT;
+    let mut tasks = Vec::new();
+    for worker in 0..STREAMS_IN_FLIGHT {
+        let mut stub = PerformanceStatsClient::new(channels[worker % CONNECTIONS].clone());
+        tasks.push(tokio::spawn(async move {
+            let sender = format!("node{worker}");
+            let mut sent = 0;
+            while sent < per_worker {
+                let len = STREAM_LEN.min(per_worker - sent);
+                let batch: Vec<_> = (0..len).map(|_| report(&sender)).collect();
+                stub.report_stats(tokio_stream::iter(batch)).await.unwrap();
+                sent += len;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    target.rss_mib()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn bench(settings: Settings) {
+    let targets = [
+        Target::start("noop"),
+        Target::start("memory"),
+        Target::start("sqlite"),
+    ];
+    println!(
+        "ingest benchmark: {} round(s) of {:?} per mode; unary {UNARY_IN_FLIGHT} in flight over \
+         {CONNECTIONS} connections; streams of {STREAM_LEN} reports, {STREAMS_IN_FLIGHT} in flight; \
+         {} CPUs",
+        settings.rounds,
+        settings.duration,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>5} {:>6} {:>7} {:>12} {:>8} {:>8} {:>12} {:>9} {:>9}",
+        "round",
+        "mode",
+        "server",
+        "reports/s",
+        "p50 ms",
+        "p99 ms",
+        "cpu µs/rep",
+        "×noop/s",
+        "×noop cpu"
+    );
+    // results[mode][target] = per-round figures and ratios
+    let mut results = vec![vec![Vec::<(Figures, f64, f64)>::new(); 3]; 2];
+    for round in 1..=settings.rounds {
+        for (mode_index, streaming) in [false, true].into_iter().enumerate() {
+            let mode = if streaming { "stream" } else { "unary" };
+            let mut noop = Figures::default();
+            for (index, target) in targets.iter().enumerate() {
+                let figures = drive(target, streaming, settings.duration).await;
+                if index == 0 {
+                    noop = figures;
+                }
+                let speed = figures.per_second / noop.per_second;
+                let cpu = figures.cpu_us_per_report / noop.cpu_us_per_report.max(1e-9);
+                println!(
+                    "{round:>5} {mode:>6} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>12.2} {:>9.2} {:>9.2}",
+                    target.name,
+                    figures.per_second,
+                    figures.p50_ms,
+                    figures.p99_ms,
+                    figures.cpu_us_per_report,
+                    speed,
+                    cpu
+                );
+                results[mode_index][index].push((figures, speed, cpu));
+            }
+        }
+    }
+    println!("\nmedians over rounds (ratios are medians of same-round ratios):");
+    println!(
+        "{:>6} {:>7} {:>12} {:>8} {:>8} {:>12} {:>9} {:>9}",
+        "mode", "server", "reports/s", "p50 ms", "p99 ms", "cpu µs/rep", "×noop/s", "×noop cpu"
+    );
+    for (mode_index, mode) in ["unary", "stream"].iter().enumerate() {
+        for (index, target) in targets.iter().enumerate() {
+            let rows = &results[mode_index][index];
+            let pick = |get: fn(&(Figures, f64, f64)) -> f64| {
+                median(&mut rows.iter().map(get).collect::<Vec<_>>())
+            };
+            println!(
+                "{mode:>6} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>12.2} {:>9.2} {:>9.2}",
+                target.name,
+                pick(|row| row.0.per_second),
+                pick(|row| row.0.p50_ms),
+                pick(|row| row.0.p99_ms),
+                pick(|row| row.0.cpu_us_per_report),
+                pick(|row| row.1),
+                pick(|row| row.2),
+            );
+        }
+    }
+    println!(
+        "\nRSS after {} reports (fresh servers):",
+        settings.rss_reports
+    );
+    for name in ["memory", "sqlite"] {
+        let target = Target::start(name);
+        let (rss, peak) = fill(&target, settings.rss_reports).await;
+        println!("{name:>7}: RSS {rss:.1} MiB, peak {peak:.1} MiB");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--noop-server") {
+        return noop_server_main();
+    }
+    let settings = if args.iter().any(|arg| arg == "--quick") {
+        Settings {
+            rounds: 1,
+            duration: Duration::from_millis(500),
+            rss_reports: 20_000,
+        }
+    } else {
+        Settings {
+            rounds: 3,
+            duration: Duration::from_secs(4),
+            rss_reports: 1_000_000,
+        }
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(bench(settings));
+}
