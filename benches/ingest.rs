@@ -390,10 +390,32 @@ async fn bench(settings: Settings) {
     }
 }
 
+/// `--drive URL MODE SECONDS`: only drive an already running server (for profiling
+/// it with `perf record -p`), printing its figures.
+async fn drive_only(url: String, mode: &str, seconds: u64) {
+    let target = Target {
+        name: "target",
+        child: Command::new("sleep").arg("infinity").spawn().unwrap(),
+        url,
+        _dir: None,
+    };
+    let figures = drive(&target, mode == "stream", Duration::from_secs(seconds)).await;
+    println!(
+        "{mode}: {:.0} reports/s, p50 {:.2} ms, p99 {:.2} ms",
+        figures.per_second, figures.p50_ms, figures.p99_ms
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|arg| arg == "--noop-server") {
         return noop_server_main();
+    }
+    if let Some(at) = args.iter().position(|arg| arg == "--drive") {
+        let url = args[at + 1].clone();
+        let seconds = args[at + 3].parse().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        return runtime.block_on(drive_only(url, &args[at + 2], seconds));
     }
     let settings = if args.iter().any(|arg| arg == "--quick") {
         Settings {

@@ -41,6 +41,8 @@ pub struct RunInfo {
     pub started_unix_nano: i64,
     /// How many reports it holds.
     pub reports: u64,
+    /// How many of its reports the memory bound evicted (always 0 with SQLite).
+    pub evicted: u64,
     /// Whether new reports go to it.
     pub current: bool,
 }

@@ -79,6 +79,7 @@ impl Writer for SqliteWriter {
                     name: row.get::<_, String>(1)?.into(),
                     started_unix_nano: row.get(2)?,
                     reports: row.get(3)?,
+                    evicted: 0,
                     current: false,
                 })
             })?
@@ -105,7 +106,7 @@ impl Writer for SqliteWriter {
         Ok(self.connection.last_insert_rowid() as u64)
     }
 
-    fn insert(&mut self, reports: Vec<Report>) -> Result<Vec<Inserted>, Error> {
+    fn insert(&mut self, reports: Vec<Report>) -> Result<(Vec<Inserted>, Vec<u64>), Error> {
         let transaction = self.connection.transaction()?;
         let mut outcomes = Vec::with_capacity(reports.len());
         {
@@ -138,7 +139,7 @@ impl Writer for SqliteWriter {
             }
         }
         transaction.commit()?;
-        Ok(outcomes)
+        Ok((outcomes, Vec::new()))
     }
 }
 
