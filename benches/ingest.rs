@@ -210,7 +210,8 @@ fn report(sender: &str) -> PerformanceData {
         sender: sender.to_string(),
         event: Event::TransactionReceived as i32,
         message: format!("transaction {id:016x} received from peer 12D3KooW"),
-        report_id: format!("bench-{}-{id}", std::process::id()),
+        // What the Rust client sends: a UUIDv7.
+        report_id: uuid::Uuid::now_v7().to_string(),
     }
 }
 

@@ -4,7 +4,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use perfstats::server::{AppState, app};
+use perfstats::server::{AppState, Options, app};
 use perfstats::store::{Backend, Store, StoreConfig};
 use perfstats::{Event, PerformanceData};
 use std::time::Duration;
@@ -345,7 +345,11 @@ fn app_state() -> AppState {
 }
 
 async fn oneshot(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
-    let response = app(state.clone()).await.oneshot(request).await.unwrap();
+    let response = app(state.clone(), &Options::default())
+        .await
+        .oneshot(request)
+        .await
+        .unwrap();
     let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await

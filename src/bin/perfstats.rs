@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use perfstats::client::{Client, DEFAULT_ADDR};
+use perfstats::server::{Options, Tokens};
 use perfstats::store::{Backend, Store, StoreConfig};
 use perfstats::{Event, PerformanceData};
 use std::net::SocketAddr;
@@ -48,6 +49,13 @@ struct Serve {
     /// Start a new run with this name instead of continuing the latest one.
     #[arg(long, env = "PERFSTATS_NEW_RUN")]
     new_run: Option<String>,
+    /// Require `authorization: Bearer <TOKEN>` for writes (gRPC reports, POST /send,
+    /// POST /api/runs).
+    #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Require a bearer token (this one or --token) for reads of the API too.
+    #[arg(long, env = "PERFSTATS_READ_TOKEN", hide_env_values = true)]
+    read_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -114,7 +122,13 @@ async fn run_server(serve: Serve) -> Result<(), String> {
         run.name
     );
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = perfstats::server::run(listener, store, async {
+    let options = Options {
+        tokens: Tokens {
+            write: serve.token.filter(|token| !token.is_empty()),
+            read: serve.read_token.filter(|token| !token.is_empty()),
+        },
+    };
+    let server = perfstats::server::run(listener, store, options, async {
         let _ = stopped.await;
     });
     tokio::pin!(server);

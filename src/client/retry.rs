@@ -117,16 +117,19 @@ impl RetryPolicy {
 }
 
 /// Whether a failure can succeed on retry: the server was unreachable or busy, the
-/// attempt timed out or was aborted, or the connection broke (`UNKNOWN` carrying a
-/// transport error). Never `INVALID_ARGUMENT` and the like.
+/// attempt timed out or was aborted, or the connection broke (any status carrying
+/// a transport error, e.g. `CANCELLED` "connection closed" when the server shut
+/// down mid-call). Never `INVALID_ARGUMENT` and the like.
 pub fn is_retryable(status: &Status) -> bool {
+    let transport = || {
+        std::error::Error::source(status)
+            .is_some_and(|source| source.is::<tonic::transport::Error>())
+    };
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted => {
             true
         }
-        Code::Unknown => std::error::Error::source(status)
-            .is_some_and(|source| source.is::<tonic::transport::Error>()),
-        _ => false,
+        _ => transport(),
     }
 }
 

@@ -1,17 +1,21 @@
 //! The server: gRPC ingest, reflection, health and the HTTP dashboard and API, all
-//! on one listener. [`run`] serves until `shutdown` completes, then drains the store.
+//! on one listener, behind an optional bearer-token check. [`run`] serves until
+//! `shutdown` completes, then drains the store.
 
 mod api;
+mod auth;
 mod grpc;
 mod http;
 mod legacy;
 mod stream;
 
+pub use auth::Tokens;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};
 
 use crate::pb::{self, performance_stats_server::PerformanceStatsServer};
 use crate::store::Store;
 use std::future::Future;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::Routes;
@@ -29,10 +33,17 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// How the server behaves, beyond where it stores.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Bearer tokens for writes and reads (none: open).
+    pub tokens: Tokens,
+}
+
 /// The whole service as one router: gRPC (ingest, health, reflection v1 and
-/// v1alpha) merged with the HTTP side, and a fallback that answers unknown gRPC
-/// methods `UNIMPLEMENTED` and unknown HTTP paths 404.
-pub async fn app(state: AppState) -> axum::Router {
+/// v1alpha) merged with the HTTP side, a fallback that answers unknown gRPC
+/// methods `UNIMPLEMENTED` and unknown HTTP paths 404, and the token check.
+pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PerformanceStatsServer<Ingest>>().await;
     let reflection = || {
@@ -55,6 +66,10 @@ pub async fn app(state: AppState) -> axum::Router {
         .into_axum_router()
         .merge(http::router(state))
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(options.tokens.clone()),
+            auth::check,
+        ))
 }
 
 /// Serves gRPC and HTTP on `listener` until `shutdown` completes, then waits for
@@ -62,14 +77,15 @@ pub async fn app(state: AppState) -> axum::Router {
 pub async fn run(
     listener: TcpListener,
     store: Store,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (stop, stopped) = watch::channel(false);
-    let app = app(AppState {
+    let state = AppState {
         store: store.clone(),
         shutdown: stopped,
-    })
-    .await;
+    };
+    let app = app(state, &options).await;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
         .accept_http1(true)

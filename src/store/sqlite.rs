@@ -12,6 +12,9 @@ use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// How long a commit waits for another process's write lock before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -48,6 +51,9 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
         Error::Unavailable(format!("cannot open database {}: {error}", path.display()))
     };
     let connection = Connection::open(path).map_err(failed)?;
+    // Another process holding a write lock makes a commit wait this long, then
+    // fail with UNAVAILABLE (retryable) instead of stalling ingest.
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
     connection
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
         .and_then(|()| connection.execute_batch(SCHEMA))

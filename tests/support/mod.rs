@@ -67,6 +67,15 @@ pub async fn spawn_with(backend: Backend) -> TestServer {
 
 /// A server with the given backend on an already bound listener.
 pub async fn serve_on(listener: TcpListener, backend: Backend) -> TestServer {
+    serve_with(listener, backend, server::Options::default()).await
+}
+
+/// A server with the given backend and options on an already bound listener.
+pub async fn serve_with(
+    listener: TcpListener,
+    backend: Backend,
+    options: server::Options,
+) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let store = Store::open(StoreConfig {
         backend,
@@ -74,7 +83,7 @@ pub async fn serve_on(listener: TcpListener, backend: Backend) -> TestServer {
     })
     .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, store.clone(), async {
+    let task = tokio::spawn(server::run(listener, store.clone(), options, async {
         let _ = stopped.await;
     }));
     TestServer {
@@ -166,4 +175,15 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The resident set size of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap()
 }
