@@ -13,4 +13,14 @@ fi
 export PERFSTATS_GRPCURL="$tools/venv/bin/grpcurl"
 "$PERFSTATS_GRPCURL" -version >/dev/null
 
-cargo test
+# Release build: the fault, soak and slow-reader tests drive real load, and the
+# benchmark below reuses the same build. `--include-ignored` runs the long tests
+# that a quick `cargo test` leaves out.
+log="$PWD/target/test-output.log"
+cargo test --release -- --include-ignored 2>&1 | tee "$log"
+
+# The benchmark harness, as a smoke run (prints figures, asserts nothing on speed).
+cargo bench --bench ingest -- --quick
+
+# One closing line for the whole suite.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -141,3 +141,41 @@ pub async fn messages(State(state): State<AppState>) -> Result<Json<serde_json::
         .collect();
     Ok(Json(json!({ "messages": messages })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(text: &str) -> String {
+        text.bytes().map(|byte| format!("%{byte:02X}")).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn any_percent_encoded_fields_decode_to_themselves(
+            sender in ".{0,40}",
+            message in ".{0,200}",
+            plus in "[a-z ]{0,20}",
+        ) {
+            let body = format!(
+                "sender={}&message={}&eventtype={}&time=1",
+                encode(&sender),
+                encode(&message),
+                plus.replace(' ', "+"),
+            );
+            let form = decode(body.as_bytes()).unwrap();
+            prop_assert_eq!(form.sender, sender);
+            prop_assert_eq!(form.message, message);
+            prop_assert_eq!(form.eventtype, plus);
+            prop_assert_eq!(form.time, "1");
+        }
+
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&body);
+        }
+    }
+}
