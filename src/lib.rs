@@ -7,10 +7,13 @@
 //! - [`event`]: event names in every accepted spelling, and report validation.
 //! - [`error`]: the service's error type and its mapping to gRPC and HTTP.
 //! - [`store`]: the group-committing writer, SQLite and memory backends, runs, reads.
-//! - [`server`]: `run(listener, store, shutdown)`: gRPC, reflection, health and HTTP.
+//! - [`analysis`]: sync phases, propagation rounds, winner agreement (pure functions).
+//! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
+//!   the HTTP API, the embedded dashboard, tokens.
 //! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes.
 //! - `src/bin/perfstats.rs`: the command line (`serve`, `report`).
 
+pub mod analysis;
 pub mod client;
 pub mod error;
 pub mod event;

@@ -1,6 +1,7 @@
 //! The JSON API: runs, paged reports and whole-run export.
 
 use super::AppState;
+use crate::analysis;
 use crate::error::Error;
 use crate::pb::Event;
 use crate::store::{Query, Report, RunInfo};
@@ -52,7 +53,7 @@ pub async fn new_run(State(state): State<AppState>, body: Bytes) -> Result<Json<
 /// The filters shared by `/api/reports`, `/api/export` and `/api/stream`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Filters {
-    run: Option<String>,
+    pub(super) run: Option<String>,
     sender: Option<String>,
     event: Option<String>,
     q: Option<String>,
@@ -88,6 +89,37 @@ impl Filters {
             limit,
         })
     }
+}
+
+/// The run named by `?run=` (default: current), every report of it.
+async fn whole_run(state: &AppState, filters: Filters) -> Result<Vec<Arc<Report>>, Error> {
+    let run = state.store.resolve_run(filters.run.as_deref())?;
+    state
+        .store
+        .query(Query {
+            run: run.id,
+            limit: usize::MAX,
+            ..Query::default()
+        })
+        .await
+}
+
+/// `GET /api/nodes?run=`: one summary per sender.
+pub async fn nodes(
+    State(state): State<AppState>,
+    filters: Result<extract::Query<Filters>, QueryRejection>,
+) -> Result<Json<Vec<analysis::NodeSummary>>, Error> {
+    let reports = whole_run(&state, filters?.0).await?;
+    Ok(Json(analysis::nodes(&reports)))
+}
+
+/// `GET /api/analysis?run=`: sync phases, propagation rounds, winner agreement.
+pub async fn analysis(
+    State(state): State<AppState>,
+    filters: Result<extract::Query<Filters>, QueryRejection>,
+) -> Result<Json<analysis::Analysis>, Error> {
+    let reports = whole_run(&state, filters?.0).await?;
+    Ok(Json(analysis::analyse(&reports)))
 }
 
 /// `GET /api/reports`: `{"reports": [...], "next": seq | null}`, oldest first after

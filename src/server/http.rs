@@ -7,16 +7,29 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-/// The dashboard page, embedded so the binary serves it from any directory.
+/// The dashboard's files, embedded so the binary serves them from any directory
+/// (and nothing else: no path ever reaches the file system).
 const INDEX_HTML: &str = include_str!("../../static/index.html");
+const APP_JS: &str = include_str!("../../static/app.js");
+const STYLE_CSS: &str = include_str!("../../static/style.css");
 
 /// Every HTTP route of DESIGN.md that exists so far.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route(
+            "/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/style.css",
+            get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
+        )
         .route("/api/runs", get(api::runs).post(api::new_run))
         .route("/api/reports", get(api::reports))
         .route("/api/export", get(api::export))
+        .route("/api/nodes", get(api::nodes))
+        .route("/api/analysis", get(api::analysis))
         .route("/api/stream", get(stream::stream))
         .route("/send", post(legacy::send))
         .route("/messages", get(legacy::messages))
@@ -25,6 +38,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn index() -> Html<&'static str> {
     Html(INDEX_HTML)
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type)], body)
 }
 
 /// Unknown gRPC methods get `UNIMPLEMENTED`; any other unknown path gets 404.

@@ -23,6 +23,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Events queued per subscriber before its task waits for the client to read.
 const SUBSCRIBER_BUFFER: usize = 256;
+/// How soon a browser's EventSource reconnects after losing the server.
+const RECONNECT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Reports read from the store per catch-up step.
 const CATCH_UP_PAGE: usize = 1_000;
 
@@ -55,6 +57,11 @@ pub async fn stream(
         .unwrap_or_else(|| state.store.last_seq());
     query.after = cursor;
     let (events, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+    // Browsers reconnect after a second (not the default three) when the server goes.
+    let hello = Event::default().retry(RECONNECT).comment("perfstats");
+    events
+        .try_send(Ok(hello))
+        .expect("an empty channel has room");
     let store = state.store.clone();
     let mut shutdown = state.shutdown.clone();
     tokio::spawn(async move {
