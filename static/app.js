@@ -15,6 +15,8 @@ const COLORS = ['#8e99ab', '#1f77b4', '#aec7e8', '#17becf', '#9467bd', '#c5b0d5'
   '#d9d9d9', '#bcbd22', '#e377c2', '#8c564b', '#d62728', '#ff9896', '#7f0000', '#f7b6d2', '#98df8a'];
 const PAGE = 100;
 const PAGE_LOAD = 10000;
+const SHOWN_ROUNDS = 60;
+const SUMMARY_EVERY_MS = 2000;
 const token = new URLSearchParams(location.search).get('token');
 
 const $ = (id) => document.getElementById(id);
@@ -99,16 +101,19 @@ async function selectRun(id) {
 
 async function refreshSummary() {
   const run = state.run;
-  const [nodes, analysis] = await Promise.all([
-    getJson('/api/nodes', { run }), getJson('/api/analysis', { run }),
-  ]);
+  const nodes = getJson('/api/nodes', { run });
+  const analysis = getJson('/api/analysis', { run, recent: SHOWN_ROUNDS });
+  // The overview first; the heavier analysis fills in when it arrives.
+  const summaries = await nodes;
   if (run !== state.run) return;
-  state.nodes = new Map(nodes.map((node) => [node.sender, node]));
-  state.analysis = analysis;
+  state.nodes = new Map(summaries.map((node) => [node.sender, node]));
   renderNodes();
+  renderFilterChoices();
+  renderTotals();
+  state.analysis = await analysis;
+  if (run !== state.run) return;
   renderRounds();
   renderWinners();
-  renderFilterChoices();
   renderHeadline();
 }
 
@@ -123,7 +128,7 @@ function renderHeadline() {
   const blocks = state.analysis.rounds.filter((round) => round.kind === 'block');
   if (blocks.length) {
     const worst = blocks.reduce((a, b) => ((b.max_ms ?? 0) > (a.max_ms ?? 0) ? b : a));
-    items.push([`blocks: ${blocks.length}, p95 ≤ ${ms(Math.max(...blocks.map((b) => b.p95_ms ?? 0)))} ms, slowest ${ms(worst.max_ms)} ms (${worst.message})`, '']);
+    items.push([`block propagation: p95 ≤ ${ms(Math.max(...blocks.map((b) => b.p95_ms ?? 0)))} ms, slowest ${ms(worst.max_ms)} ms (${worst.message})`, '']);
     const missed = blocks.filter((round) => round.missing.length);
     items.push([missed.length
       ? `missed blocks: ${missed.map((round) => `${round.missing.join(', ')} missed ${round.message}`).join('; ')}`
@@ -143,7 +148,7 @@ function scheduleSummary() {
   state.summaryTimer = setTimeout(async () => {
     state.summaryTimer = null;
     try { await refreshSummary(); } catch (error) { console.warn(error); }
-  }, 1000);
+  }, SUMMARY_EVERY_MS);
 }
 
 async function loadReports() {
@@ -277,7 +282,10 @@ function updateExports() {
 }
 
 function renderRounds() {
-  const rows = state.analysis.rounds.slice().reverse().map((round) => {
+  const { rounds, rounds_total: total } = state.analysis;
+  $('rounds-note').textContent = total > rounds.length
+    ? `(newest ${SHOWN_ROUNDS} of ${total} rounds, and every older one with a missing node)` : '';
+  const rows = rounds.slice().reverse().map((round) => {
     const slowest = Object.entries(round.latency_ms).sort((a, b) => b[1] - a[1])[0];
     return row([
       el('td', round.kind), num(round.number), el('td', round.message, 'message'),
@@ -317,7 +325,10 @@ function renderHistogram() {
 }
 
 function renderWinners() {
-  const rows = state.analysis.winners.map((round) => {
+  const { winners, winners_total: total } = state.analysis;
+  $('winners-note').textContent = total > winners.length
+    ? `(newest ${SHOWN_ROUNDS} of ${total} rounds, and every older one with a disagreement)` : '';
+  const rows = winners.slice().reverse().map((round) => {
     const named = Object.entries(round.by_winner).map(([winner, nodes]) => `${winner} ← ${nodes.join(', ')}`).join('   |   ');
     return row([num(round.round), el('td', round.agree ? 'yes' : 'NO'), el('td', named, 'message')], round.agree ? '' : 'bad');
   });

@@ -104,22 +104,52 @@ async fn whole_run(state: &AppState, filters: Filters) -> Result<Vec<Arc<Report>
         .await
 }
 
+/// Runs `work` on the blocking pool: analysing a large run takes milliseconds of
+/// CPU that must not stall the tasks sharing a worker thread.
+async fn compute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Error::Unavailable(format!("analysis failed: {error}")))
+}
+
 /// `GET /api/nodes?run=`: one summary per sender.
 pub async fn nodes(
     State(state): State<AppState>,
     filters: Result<extract::Query<Filters>, QueryRejection>,
 ) -> Result<Json<Vec<analysis::NodeSummary>>, Error> {
     let reports = whole_run(&state, filters?.0).await?;
-    Ok(Json(analysis::nodes(&reports)))
+    Ok(Json(compute(move || analysis::nodes(&reports)).await?))
 }
 
-/// `GET /api/analysis?run=`: sync phases, propagation rounds, winner agreement.
+/// The parameters of `/api/analysis`.
+#[derive(Debug, Default, Deserialize)]
+pub struct AnalysisParams {
+    run: Option<String>,
+    /// Only the newest this many rounds (and every flagged older one).
+    recent: Option<usize>,
+}
+
+/// `GET /api/analysis?run=&recent=`: sync phases, propagation rounds, winner
+/// agreement.
 pub async fn analysis(
     State(state): State<AppState>,
-    filters: Result<extract::Query<Filters>, QueryRejection>,
+    params: Result<extract::Query<AnalysisParams>, QueryRejection>,
 ) -> Result<Json<analysis::Analysis>, Error> {
-    let reports = whole_run(&state, filters?.0).await?;
-    Ok(Json(analysis::analyse(&reports)))
+    let params = params?.0;
+    let filters = Filters {
+        run: params.run,
+        ..Filters::default()
+    };
+    let reports = whole_run(&state, filters).await?;
+    let analysed = compute(move || {
+        let full = analysis::analyse(&reports);
+        match params.recent {
+            Some(count) => full.recent(count),
+            None => full,
+        }
+    })
+    .await?;
+    Ok(Json(analysed))
 }
 
 /// `GET /api/reports`: `{"reports": [...], "next": seq | null}`, oldest first after
