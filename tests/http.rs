@@ -336,6 +336,7 @@ fn app_state() -> AppState {
     let store = Store::open(StoreConfig {
         backend: Backend::Memory { max_reports: 100 },
         new_run: Some("oneshot".into()),
+        metrics: Default::default(),
     })
     .unwrap();
     AppState {

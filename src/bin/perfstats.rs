@@ -1,13 +1,19 @@
-//! The `perfstats` command: `serve` runs the server; `report` sends one report.
+//! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export` and
+//! `runs` talk to one. Exit codes: 0 done, 1 failed (refused, unreachable, I/O),
+//! 2 bad usage.
 
 use clap::{Args, Parser, Subcommand};
+use perfstats::client::http::HttpClient;
+use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, DEFAULT_ADDR};
+use perfstats::metrics::{DEFAULT_MAX_SENDER_LABELS, Metrics};
 use perfstats::server::{Options, Tokens};
 use perfstats::store::{Backend, Store, StoreConfig};
 use perfstats::{Event, PerformanceData};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -30,6 +36,59 @@ enum Command {
     /// Send one report through the retry policy; exits non-zero with the server's
     /// error when it is refused.
     Report(Report),
+    /// Follow the live stream, one line per report (resumes after a server restart).
+    Tail(Tail),
+    /// Write a run to stdout as CSV or NDJSON.
+    Export(Export),
+    /// List the runs.
+    Runs(Remote),
+}
+
+/// Where the server is (every client command).
+#[derive(Args)]
+struct Remote {
+    /// The server's URL.
+    #[arg(long, env = "PERFSTATS_ADDR", default_value = DEFAULT_ADDR)]
+    addr: String,
+    /// Bearer token, for a server started with --token or --read-token.
+    #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Remote {
+    fn http(&self) -> HttpClient {
+        HttpClient::new(&self.addr, self.token.clone())
+    }
+}
+
+#[derive(Args)]
+struct Tail {
+    #[command(flatten)]
+    remote: Remote,
+    /// The run (id or name); default: the current one.
+    #[arg(long)]
+    run: Option<String>,
+    /// Only this sender's reports.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Only this event (e.g. new-block-received).
+    #[arg(long)]
+    event: Option<String>,
+    /// Stop after this many reports (default: follow until interrupted).
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+#[derive(Args)]
+struct Export {
+    #[command(flatten)]
+    remote: Remote,
+    /// The run (id or name); default: the current one.
+    #[arg(long)]
+    run: Option<String>,
+    /// csv or ndjson.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "ndjson"])]
+    format: String,
 }
 
 #[derive(Args)]
@@ -56,13 +115,15 @@ struct Serve {
     /// Require a bearer token (this one or --token) for reads of the API too.
     #[arg(long, env = "PERFSTATS_READ_TOKEN", hide_env_values = true)]
     read_token: Option<String>,
+    /// Label at most this many senders by name in /metrics; the rest count as "other".
+    #[arg(long, env = "PERFSTATS_METRICS_MAX_SENDERS", default_value_t = DEFAULT_MAX_SENDER_LABELS)]
+    metrics_max_senders: usize,
 }
 
 #[derive(Args)]
 struct Report {
-    /// The server's URL.
-    #[arg(long, env = "PERFSTATS_ADDR", default_value = DEFAULT_ADDR)]
-    addr: String,
+    #[command(flatten)]
+    remote: Remote,
     /// The reporting node, e.g. its container name.
     #[arg(long, env = "PERFSTATS_SENDER")]
     sender: String,
@@ -89,6 +150,27 @@ async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(serve) => run_server(serve).await,
         Command::Report(report) => send_report(report).await,
+        Command::Tail(tail) => {
+            let filter = TailFilter {
+                run: tail.run,
+                sender: tail.sender,
+                event: tail.event,
+                count: tail.count,
+            };
+            terminal::tail(&tail.remote.http(), &filter, &mut std::io::stdout()).await
+        }
+        Command::Export(export) => {
+            let out = &mut std::io::stdout();
+            terminal::export(
+                &export.remote.http(),
+                export.run.as_deref(),
+                &export.format,
+                out,
+            )
+            .await
+            .map(drop)
+        }
+        Command::Runs(remote) => terminal::runs(&remote.http(), &mut std::io::stdout()).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +192,7 @@ async fn run_server(serve: Serve) -> Result<(), String> {
     let store = Store::open(StoreConfig {
         backend,
         new_run: serve.new_run,
+        metrics: Arc::new(Metrics::new(serve.metrics_max_senders)),
     })
     .map_err(|error| error.to_string())?;
     let listener = TcpListener::bind(serve.listen)
@@ -161,8 +244,14 @@ async fn shutdown_signal() {
 }
 
 async fn send_report(report: Report) -> Result<(), String> {
-    let client = Client::connect_lazy(&report.addr)
-        .map_err(|error| format!("--addr {:?}: {error}", report.addr))?;
+    let addr = &report.remote.addr;
+    let mut client =
+        Client::connect_lazy(addr).map_err(|error| format!("--addr {addr:?}: {error}"))?;
+    if let Some(token) = &report.remote.token {
+        client = client
+            .with_token(token)
+            .map_err(|status| status.message().to_string())?;
+    }
     let data = PerformanceData::new(report.time, report.sender, report.event, report.message);
     let ack = client
         .send_performance_stat_with_retries(data)

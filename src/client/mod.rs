@@ -13,8 +13,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod http;
 mod reporter;
 mod retry;
+pub mod terminal;
 
 pub use reporter::{ReportError, Reporter, ReporterStats};
 pub use retry::{Backoff, RetryPolicy, is_retryable, random_short_sleep};
@@ -23,6 +25,7 @@ use crate::pb::performance_stats_client::PerformanceStatsClient;
 use crate::pb::{Ack, BatchAck, Event, PerformanceData};
 use std::time::Duration;
 use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 /// Where the server listens unless told otherwise.
@@ -53,6 +56,7 @@ impl PerformanceData {
 pub struct Client {
     stub: PerformanceStatsClient<Channel>,
     policy: RetryPolicy,
+    token: Option<MetadataValue<Ascii>>,
 }
 
 impl Client {
@@ -71,7 +75,28 @@ impl Client {
         Client {
             stub: PerformanceStatsClient::new(channel),
             policy: RetryPolicy::default(),
+            token: None,
         }
+    }
+
+    /// The same client sending `authorization: Bearer <token>` with every call
+    /// (for a server started with `--token`).
+    pub fn with_token(mut self, token: &str) -> Result<Client, Status> {
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::invalid_argument("token: must be printable ASCII"))?;
+        self.token = Some(value);
+        Ok(self)
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        request
     }
 
     /// The same client with another retry policy.
@@ -122,13 +147,18 @@ impl Client {
         self.policy
             .run(|| {
                 let mut stub = self.stub.clone();
-                let stream = tokio_stream::iter(reports.clone());
-                async move { Ok(stub.report_stats(stream).await?.into_inner()) }
+                let request = self.request(tokio_stream::iter(reports.clone()));
+                async move { Ok(stub.report_stats(request).await?.into_inner()) }
             })
             .await
     }
 
     async fn attempt(&self, report: PerformanceData) -> Result<Ack, Status> {
-        Ok(self.stub.clone().report_stat(report).await?.into_inner())
+        Ok(self
+            .stub
+            .clone()
+            .report_stat(self.request(report))
+            .await?
+            .into_inner())
     }
 }

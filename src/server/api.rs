@@ -152,6 +152,26 @@ pub async fn analysis(
     Ok(Json(analysed))
 }
 
+/// `GET /metrics`: the Prometheus exposition (OpenMetrics text), with the current
+/// run's propagation latencies computed at scrape time.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
+    let reports = whole_run(&state, Filters::default()).await?;
+    let store = state.store.clone();
+    let text = compute(move || {
+        let rounds = analysis::rounds(&reports);
+        store.metrics().encode(store.subscribers(), &rounds)
+    })
+    .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 /// `GET /api/reports`: `{"reports": [...], "next": seq | null}`, oldest first after
 /// `after`; `next` is the `after` of the following page, null on the last one.
 pub async fn reports(

@@ -5,6 +5,7 @@
 //! stay open.
 
 use crate::error::Error;
+use crate::metrics::Metrics;
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
@@ -18,6 +19,15 @@ pub struct Tokens {
     pub write: Option<String>,
     /// Required for API reads (the write token also works).
     pub read: Option<String>,
+}
+
+/// The middleware's state: the tokens, and where refusals are counted.
+#[derive(Debug)]
+pub struct Guard {
+    /// The tokens in force.
+    pub tokens: Tokens,
+    /// Counts refusals as `rejected{reason="unauthenticated"}`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What a request does, for the token check.
@@ -68,7 +78,8 @@ fn presented(request: &Request) -> Option<&str> {
 
 /// The middleware: refuses a request that needs a token it does not carry, with
 /// `UNAUTHENTICATED` for gRPC and 401 for HTTP; nothing reaches the store.
-pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Next) -> Response {
+pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let tokens = &guard.tokens;
     let needed: Vec<&String> = match access(request.method(), request.uri().path()) {
         Access::Write => tokens.write.iter().collect(),
         Access::Read if tokens.read.is_some() => {
@@ -81,6 +92,7 @@ pub async fn check(State(tokens): State<Arc<Tokens>>, request: Request, next: Ne
     {
         return next.run(request).await;
     }
+    guard.metrics.rejected(Error::Unauthenticated.reason());
     let grpc = request
         .headers()
         .get(header::CONTENT_TYPE)

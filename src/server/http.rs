@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/nodes", get(api::nodes))
         .route("/api/analysis", get(api::analysis))
         .route("/api/stream", get(stream::stream))
+        .route("/metrics", get(api::metrics))
         .route("/send", post(legacy::send))
         .route("/messages", get(legacy::messages))
         .with_state(state)

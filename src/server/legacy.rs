@@ -86,7 +86,14 @@ fn required(field: &'static str, value: &str) -> Result<(), Error> {
 /// `POST /send`: stores one report from the seed's form and answers `ACK` once it
 /// is durable. Every field is required, as in the original.
 pub async fn send(State(state): State<AppState>, body: Bytes) -> Result<&'static str, Error> {
-    let form = decode(&body)?;
+    let started = std::time::Instant::now();
+    let answer = store_form(&state, &body).await;
+    super::observe(&state.store, started, &answer);
+    answer
+}
+
+async fn store_form(state: &AppState, body: &[u8]) -> Result<&'static str, Error> {
+    let form = decode(body)?;
     for (field, value) in [
         ("time", &form.time),
         ("sender", &form.sender),

@@ -40,6 +40,19 @@ pub struct Options {
     pub tokens: Tokens,
 }
 
+/// Records an ingest answer's latency, and its reason if it was refused.
+pub(crate) fn observe<T>(
+    store: &Store,
+    started: std::time::Instant,
+    answer: &Result<T, crate::Error>,
+) {
+    let metrics = store.metrics();
+    metrics.ingest(started.elapsed());
+    if let Err(error) = answer {
+        metrics.rejected(error.reason());
+    }
+}
+
 /// The whole service as one router: gRPC (ingest, health, reflection v1 and
 /// v1alpha) merged with the HTTP side, a fallback that answers unknown gRPC
 /// methods `UNIMPLEMENTED` and unknown HTTP paths 404, and the token check.
@@ -57,6 +70,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
+    let guard_state = state.clone();
     let ingest = PerformanceStatsServer::new(Ingest::new(state.store.clone()))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     Routes::new(ingest)
@@ -64,10 +78,13 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
-        .merge(http::router(state))
+        .merge(http::router(guard_state))
         .fallback(http::fallback)
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(options.tokens.clone()),
+            Arc::new(auth::Guard {
+                tokens: options.tokens.clone(),
+                metrics: state.store.metrics().clone(),
+            }),
             auth::check,
         ))
 }

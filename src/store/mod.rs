@@ -19,6 +19,7 @@ mod sqlite;
 pub use report::{Query, Receipt, Report, RunInfo};
 
 use crate::error::Error;
+use crate::metrics::Metrics;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,6 +52,8 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Start a new run with this name instead of continuing the latest one.
     pub new_run: Option<String>,
+    /// Where stored reports, duplicates and commit times are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The writer-side operations a backend offers; called only on the writer thread.
@@ -124,6 +127,7 @@ struct Core {
     runs: RwLock<Runs>,
     feed: broadcast::Sender<Arc<Report>>,
     last_seq: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Store {
@@ -156,6 +160,7 @@ impl Store {
             runs: RwLock::new(runs),
             feed: broadcast::channel(FEED_CAPACITY).0,
             last_seq,
+            metrics: config.metrics,
         });
         if threaded {
             let weak = Arc::downgrade(&core);
@@ -226,6 +231,11 @@ impl Store {
     /// The highest seq stored so far, in any run (0 when the store is empty).
     pub fn last_seq(&self) -> u64 {
         self.core.last_seq.load(Ordering::Acquire)
+    }
+
+    /// The service's metrics (the store counts what it stores).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.core.metrics
     }
 
     /// How many live-feed subscribers there are now.
@@ -413,7 +423,10 @@ impl Core {
         for report in &mut reports {
             report.run = current.id;
         }
-        let (inserted, evicted) = match writer.insert(reports) {
+        let started = std::time::Instant::now();
+        let outcome = writer.insert(reports);
+        self.metrics.commit(started.elapsed());
+        let (inserted, evicted) = match outcome {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(%error, "commit failed; answering UNAVAILABLE");
@@ -423,10 +436,16 @@ impl Core {
                 return;
             }
         };
+        self.metrics
+            .stored(inserted.iter().filter_map(|outcome| match outcome {
+                Inserted::New(report) => Some(report.as_ref()),
+                Inserted::Duplicate { .. } => None,
+            }));
         let stored = inserted
             .iter()
             .filter(|outcome| matches!(outcome, Inserted::New(_)))
             .count() as u64;
+        self.metrics.duplicates(inserted.len() as u64 - stored);
         let mut outcomes = inserted.into_iter();
         {
             let runs = self.runs.read().expect("runs lock");

@@ -1,0 +1,102 @@
+//! A small HTTP client for the terminal commands (`tail`, `export`, `runs`): GET
+//! requests to the server's HTTP API, bodies read as a stream of chunks.
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// GETs from one server, with an optional bearer token.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Empty<Bytes>>,
+    base: String,
+    token: Option<String>,
+}
+
+/// A response whose status was 2xx, read chunk by chunk.
+#[derive(Debug)]
+pub struct Body(Incoming);
+
+impl Body {
+    /// The next chunk of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            match self.0.frame().await {
+                None => return Ok(None),
+                Some(Err(error)) => return Err(format!("reading the response: {error}")),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rest of the body, as text.
+    pub async fn text(mut self) -> Result<String, String> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        String::from_utf8(bytes).map_err(|_| "the response is not UTF-8".to_string())
+    }
+}
+
+impl HttpClient {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:12345`).
+    pub fn new(base: &str, token: Option<String>) -> HttpClient {
+        HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build_http(),
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// GETs `path_and_query`; any status but 2xx becomes an error with the
+    /// server's message.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Body, String> {
+        let url = format!("{}{path_and_query}", self.base);
+        let mut request = hyper::Request::get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
+            .body(Empty::new())
+            .map_err(|error| format!("{url}: {error}"))?;
+        let response = self
+            .inner
+            .request(request)
+            .await
+            .map_err(|error| format!("{url}: {error}"))?;
+        let status = response.status();
+        let body = Body(response.into_body());
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let text = body.text().await.unwrap_or_default();
+            Err(format!("{url}: {status}: {}", text.trim()))
+        }
+    }
+}
+
+/// `text` percent-encoded for a query string.
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! The terminal commands' work, over the HTTP API: `tail` follows the live stream
+//! (resuming after a server restart), `export` writes a run out, `runs` lists runs.
+//! Progress and reconnection notes go to stderr only when it is a terminal.
+
+use super::http::{HttpClient, encode_query};
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// How long `tail` waits before reconnecting.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+/// `HH:MM:SS.mmm` (UTC) of a Unix time in nanoseconds.
+pub fn clock(unix_nano: i64) -> String {
+    let millis = unix_nano.div_euclid(1_000_000);
+    let day_millis = millis.rem_euclid(86_400_000);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_millis / 3_600_000,
+        day_millis / 60_000 % 60,
+        day_millis / 1_000 % 60,
+        day_millis % 1_000
+    )
+}
+
+/// One report (as the API's JSON) as one line: `seq time sender event message`.
+pub fn report_line(report: &serde_json::Value) -> String {
+    format!(
+        "{:>7} {} {} {} {}",
+        report["seq"].to_string(),
+        clock(report["time_unix_nano"].as_i64().unwrap_or_default()),
+        report["sender"].as_str().unwrap_or_default(),
+        report["event"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("EVENT_"),
+        report["message"].as_str().unwrap_or_default(),
+    )
+}
+
+/// Writes `bytes` to `out`; `Ok(false)` when the reader went away (a closed pipe,
+/// as with `| head`), which ends the command quietly.
+fn emit(out: &mut impl Write, bytes: &[u8]) -> Result<bool, String> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(format!("stdout: {error}")),
+    }
+}
+
+fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", encode_query((*value)?))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// What `tail` follows.
+#[derive(Debug, Clone, Default)]
+pub struct TailFilter {
+    /// The run (id or name); default the current one.
+    pub run: Option<String>,
+    /// Only this sender.
+    pub sender: Option<String>,
+    /// Only this event (any accepted spelling).
+    pub event: Option<String>,
+    /// Stop after this many reports.
+    pub count: Option<u64>,
+}
+
+/// Prints each new report as a line to `out`, from now on, reconnecting (and
+/// resuming where it left off) whenever the connection drops.
+pub async fn tail(
+    http: &HttpClient,
+    filter: &TailFilter,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let chatty = std::io::stderr().is_terminal();
+    let path = format!(
+        "/api/stream{}",
+        query(&[
+            ("run", filter.run.as_deref()),
+            ("sender", filter.sender.as_deref()),
+            ("event", filter.event.as_deref()),
+        ])
+    );
+    let mut last: Option<u64> = None;
+    let mut printed = 0;
+    loop {
+        let resume: Vec<(&str, String)> = last
+            .map(|seq| ("last-event-id", seq.to_string()))
+            .into_iter()
+            .collect();
+        match http.get(&path, &resume).await {
+            Ok(mut body) => {
+                if chatty {
+                    eprintln!("following {path} (Ctrl-C to stop)");
+                }
+                let mut text = String::new();
+                loop {
+                    let chunk = match body.chunk().await {
+                        Ok(Some(chunk)) => chunk,
+                        Ok(None) => break,
+                        Err(error) => {
+                            if chatty {
+                                eprintln!("{error}");
+                            }
+                            break;
+                        }
+                    };
+                    text.push_str(&String::from_utf8_lossy(&chunk));
+                    while let Some(end) = text.find("\n\n") {
+                        let event: String = text.drain(..end + 2).collect();
+                        let data = event.lines().find_map(|line| line.strip_prefix("data: "));
+                        let Some(report) = data
+                            .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+                        else {
+                            continue;
+                        };
+                        last = report["seq"].as_u64().or(last);
+                        if !emit(out, format!("{}\n", report_line(&report)).as_bytes())? {
+                            return Ok(());
+                        }
+                        printed += 1;
+                        if filter.count.is_some_and(|count| printed >= count) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Err(error) if error.contains(": 4") => return Err(error),
+            Err(error) => {
+                if chatty {
+                    eprintln!("{error}; reconnecting");
+                }
+            }
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+/// Writes the run (default: current) in `format` (`csv` or `ndjson`) to `out`,
+/// with a running count on stderr when it is a terminal. Returns the lines written.
+pub async fn export(
+    http: &HttpClient,
+    run: Option<&str>,
+    format: &str,
+    out: &mut impl Write,
+) -> Result<u64, String> {
+    let chatty = std::io::stderr().is_terminal();
+    let path = format!(
+        "/api/export{}",
+        query(&[("run", run), ("format", Some(format))])
+    );
+    let mut body = http.get(&path, &[]).await?;
+    let mut lines = 0u64;
+    while let Some(chunk) = body.chunk().await? {
+        if !emit(out, &chunk)? {
+            return Ok(lines);
+        }
+        lines += chunk.iter().filter(|byte| **byte == b'\n').count() as u64;
+        if chatty {
+            eprint!("\rexported {lines} lines");
+        }
+    }
+    if chatty {
+        eprintln!();
+    }
+    Ok(lines)
+}
+
+/// Writes the runs as a table to `out`.
+pub async fn runs(http: &HttpClient, out: &mut impl Write) -> Result<(), String> {
+    let text = http.get("/api/runs", &[]).await?.text().await?;
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|error| format!("/api/runs: {error}"))?;
+    let mut table = format!(
+        "{:>4}  {:<24} {:>9} {:>8}  started (UTC)\n",
+        "id", "name", "reports", "evicted"
+    );
+    for run in runs {
+        table.push_str(&format!(
+            "{:>4}  {:<24} {:>9} {:>8}  {}{}\n",
+            run["id"].to_string(),
+            run["name"].as_str().unwrap_or_default(),
+            run["reports"].to_string(),
+            run["evicted"].to_string(),
+            clock(run["started_unix_nano"].as_i64().unwrap_or_default()),
+            if run["current"] == true {
+                "  (current)"
+            } else {
+                ""
+            },
+        ));
+    }
+    emit(out, table.as_bytes()).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_shows_utc_time_of_day() {
+        assert_eq!(clock(0), "00:00:00.000");
+        assert_eq!(clock(1_700_000_000_123_456_789), "22:13:20.123");
+    }
+
+    #[test]
+    fn queries_skip_empty_values_and_encode_the_rest() {
+        assert_eq!(
+            query(&[("run", None), ("sender", Some("1 f&x"))]),
+            "?sender=1%20f%26x"
+        );
+        assert_eq!(query(&[("run", None)]), "");
+    }
+}

@@ -1,0 +1,248 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text via `prometheus-client`):
+//! what was stored, refused and how fast, plus the current run's propagation
+//! latencies from the analysis.
+
+use crate::analysis::{Round, RoundKind};
+use crate::store::Report;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Sender label values kept by default before further senders fold into `other`.
+pub const DEFAULT_MAX_SENDER_LABELS: usize = 100;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SenderLabel {
+    sender: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+fn latency_buckets() -> Histogram {
+    // 50 µs to ~26 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+/// The service's counters and histograms. Cheap to update from any thread.
+#[derive(Debug)]
+pub struct Metrics {
+    stored_by_event: Family<EventLabel, Counter>,
+    stored_by_sender: Family<SenderLabel, Counter>,
+    sender_labels: Mutex<HashSet<String>>,
+    max_sender_labels: usize,
+    duplicates: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    ingest_seconds: Histogram,
+    commit_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(DEFAULT_MAX_SENDER_LABELS)
+    }
+}
+
+impl Metrics {
+    /// Metrics that label at most `max_sender_labels` senders by name (the first
+    /// seen); reports of any further sender count under `other`.
+    pub fn new(max_sender_labels: usize) -> Self {
+        Metrics {
+            stored_by_event: Family::default(),
+            stored_by_sender: Family::default(),
+            sender_labels: Mutex::new(HashSet::new()),
+            max_sender_labels,
+            duplicates: Counter::default(),
+            rejected: Family::default(),
+            ingest_seconds: latency_buckets(),
+            commit_seconds: latency_buckets(),
+        }
+    }
+
+    /// Counts newly stored reports by event and by sender.
+    pub fn stored<'a>(&self, reports: impl IntoIterator<Item = &'a Report>) {
+        let mut by_event: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut by_sender: BTreeMap<&str, u64> = BTreeMap::new();
+        for report in reports {
+            *by_event.entry(report.event.as_str_name()).or_default() += 1;
+            *by_sender.entry(&report.sender).or_default() += 1;
+        }
+        for (event, count) in by_event {
+            self.stored_by_event
+                .get_or_create(&EventLabel { event })
+                .inc_by(count);
+        }
+        let mut labelled = self.sender_labels.lock().expect("sender labels");
+        for (sender, count) in by_sender {
+            let known = labelled.contains(sender);
+            let sender = if known || labelled.len() < self.max_sender_labels {
+                if !known {
+                    labelled.insert(sender.to_string());
+                }
+                sender
+            } else {
+                "other"
+            };
+            self.stored_by_sender
+                .get_or_create(&SenderLabel {
+                    sender: sender.to_string(),
+                })
+                .inc_by(count);
+        }
+    }
+
+    /// Counts reports answered as duplicates.
+    pub fn duplicates(&self, count: u64) {
+        self.duplicates.inc_by(count);
+    }
+
+    /// Counts one refused request, by reason (the invalid field, `unauthenticated`,
+    /// `unavailable`).
+    pub fn rejected(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one ingest call's time from arrival to answer.
+    pub fn ingest(&self, elapsed: Duration) {
+        self.ingest_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one store commit's time.
+    pub fn commit(&self, elapsed: Duration) {
+        self.commit_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// The exposition: every metric, with the SSE subscriber count and the current
+    /// run's propagation latencies (rebuilt from `rounds` at each scrape).
+    pub fn encode(&self, subscribers: usize, rounds: &[Round]) -> String {
+        let mut registry = Registry::default();
+        registry.register(
+            "perfstats_reports_stored",
+            "Reports stored, by event",
+            self.stored_by_event.clone(),
+        );
+        registry.register(
+            "perfstats_reports_stored_by_sender",
+            "Reports stored, by sender (senders past the label cap count as 'other')",
+            self.stored_by_sender.clone(),
+        );
+        registry.register(
+            "perfstats_duplicates",
+            "Reports whose report_id was already stored (acknowledged, not stored again)",
+            self.duplicates.clone(),
+        );
+        registry.register(
+            "perfstats_rejected",
+            "Refused requests, by reason (the invalid field, unauthenticated, unavailable)",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "perfstats_ingest_latency_seconds",
+            "Time from a report call's arrival to its answer",
+            self.ingest_seconds.clone(),
+        );
+        registry.register(
+            "perfstats_commit_latency_seconds",
+            "Time of one store commit (one batch of reports)",
+            self.commit_seconds.clone(),
+        );
+        let gauge = Gauge::<i64>::default();
+        gauge.set(subscribers as i64);
+        registry.register(
+            "perfstats_sse_subscribers",
+            "Open live-stream (SSE) subscribers",
+            gauge,
+        );
+        let propagation = Family::<KindLabel, Histogram>::new_with_constructor(latency_buckets);
+        for round in rounds {
+            let kind = match round.kind {
+                RoundKind::Problem => "problem",
+                RoundKind::Block => "block",
+                RoundKind::Reveal => "reveal",
+            };
+            let histogram = propagation.get_or_create(&KindLabel { kind });
+            for latency in round.latency_ms.values() {
+                histogram.observe(latency / 1e3);
+            }
+        }
+        registry.register(
+            "perfstats_propagation_latency_seconds",
+            "The current run's propagation latencies (authority message to each node), by round kind",
+            propagation,
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::Event;
+
+    fn report(sender: &str, event: Event) -> Report {
+        Report {
+            seq: 1,
+            run: 1,
+            time_unix_nano: 1,
+            received_unix_nano: 1,
+            sender: sender.into(),
+            event,
+            message: "m".into(),
+            report_id: "id".into(),
+        }
+    }
+
+    #[test]
+    fn senders_past_the_cap_fold_into_other() {
+        let metrics = Metrics::new(2);
+        let reports = [
+            report("a", Event::NewBlockReceived),
+            report("b", Event::NewBlockReceived),
+            report("c", Event::SimtaskReceived),
+            report("d", Event::SimtaskReceived),
+            report("a", Event::SimtaskReceived),
+        ];
+        metrics.stored(&reports);
+        let text = metrics.encode(3, &[]);
+        assert!(
+            text.contains("perfstats_reports_stored_by_sender_total{sender=\"a\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("perfstats_reports_stored_by_sender_total{sender=\"other\"} 2"),
+            "{text}"
+        );
+        assert!(!text.contains("sender=\"c\""), "{text}");
+        assert!(
+            text.contains("perfstats_reports_stored_total{event=\"EVENT_SIMTASK_RECEIVED\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("perfstats_sse_subscribers 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
