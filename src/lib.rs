@@ -12,7 +12,7 @@
 //! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
 //!   the HTTP API, the embedded dashboard, tokens.
 //! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes.
-//! - `src/bin/perfstats.rs`: the command line (`serve`, `report`).
+//! - `src/bin/perfstats.rs`: the command line (`serve`, `report`, `tail`, `export`, `runs`).
 
 pub mod analysis;
 pub mod client;

@@ -101,17 +101,13 @@ async function selectRun(id) {
 
 async function refreshSummary() {
   const run = state.run;
-  const nodes = getJson('/api/nodes', { run });
-  const analysis = getJson('/api/analysis', { run, recent: SHOWN_ROUNDS });
-  // The overview first; the heavier analysis fills in when it arrives.
-  const summaries = await nodes;
+  const analysis = await getJson('/api/analysis', { run, recent: SHOWN_ROUNDS });
   if (run !== state.run) return;
-  state.nodes = new Map(summaries.map((node) => [node.sender, node]));
+  state.analysis = analysis;
+  state.nodes = new Map(analysis.nodes.map((node) => [node.sender, node]));
   renderNodes();
   renderFilterChoices();
   renderTotals();
-  state.analysis = await analysis;
-  if (run !== state.run) return;
   renderRounds();
   renderWinners();
   renderHeadline();
@@ -128,7 +124,7 @@ function renderHeadline() {
   const blocks = state.analysis.rounds.filter((round) => round.kind === 'block');
   if (blocks.length) {
     const worst = blocks.reduce((a, b) => ((b.max_ms ?? 0) > (a.max_ms ?? 0) ? b : a));
-    items.push([`block propagation: p95 ≤ ${ms(Math.max(...blocks.map((b) => b.p95_ms ?? 0)))} ms, slowest ${ms(worst.max_ms)} ms (${worst.message})`, '']);
+    items.push([`block propagation: p95 ≤ ${ms(blocks.reduce((m, b) => Math.max(m, b.p95_ms ?? 0), 0))} ms, slowest ${ms(worst.max_ms)} ms (${worst.message})`, '']);
     const missed = blocks.filter((round) => round.missing.length);
     items.push([missed.length
       ? `missed blocks: ${missed.map((round) => `${round.missing.join(', ')} missed ${round.message}`).join('; ')}`
@@ -305,12 +301,12 @@ function renderHistogram() {
   const values = state.analysis.rounds.filter((round) => round.kind === 'block')
     .flatMap((round) => Object.values(round.latency_ms));
   if (!values.length) return;
-  const max = Math.max(...values);
+  const max = values.reduce((a, b) => Math.max(a, b), 0);
   const bins = 20;
   const width = max > 0 ? max / bins : 1;
   const counts = new Array(bins).fill(0);
   for (const value of values) counts[Math.min(bins - 1, Math.floor(value / width))] += 1;
-  const top = Math.max(...counts);
+  const top = counts.reduce((a, b) => Math.max(a, b), 0);
   const [left, bottom, plotW, plotH] = [30, canvas.height - 20, canvas.width - 40, canvas.height - 30];
   context.fillStyle = '#1f77b4';
   counts.forEach((count, index) => {

@@ -64,6 +64,10 @@ fn help_and_version_are_complete() {
 fn usage_errors_exit_2_and_failures_exit_1() {
     assert_eq!(perfstats(&["serve", "--bogus"]).status.code(), Some(2));
     assert_eq!(
+        perfstats(&["tail", "--event", "bogus"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
         perfstats(&[
             "report",
             "--sender",

@@ -226,11 +226,9 @@ async fn export_writes_csv_and_ndjson_matching_the_reports() {
     let csv = csv.text().await.unwrap();
     let reports = server.get_json("/api/reports").await;
     let second = &reports["reports"][1];
-    assert!(
-        csv.starts_with(
-            "seq,run,time_unix_nano,received_unix_nano,sender,event,message,report_id\n"
-        )
-    );
+    assert!(csv.starts_with(
+        "seq,run,time_unix_nano,received_unix_nano,sender,event,message,report_id\r\n"
+    ));
     assert!(
         csv.contains(&format!(
             "2,1,{},{},2f,EVENT_BLOCK_WINNER_FOUND,\"quote \"\" and, comma\nnewline\",{}\r\n",
@@ -269,10 +267,15 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<u64> {
         text.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = text.find("\n\n") {
             let event: String = text.drain(..end + 2).collect();
-            if let Some(id) = event.lines().find_map(|line| line.strip_prefix("id: ")) {
-                assert!(event.contains("event: report"), "{event}");
-                ids.push(id.parse().unwrap());
+            // The first event only carries the cursor (and the retry delay).
+            if !event.contains("event: report") {
+                continue;
             }
+            let id = event
+                .lines()
+                .find_map(|line| line.strip_prefix("id: "))
+                .expect("an id");
+            ids.push(id.parse().unwrap());
         }
     }
     ids
@@ -391,12 +394,41 @@ async fn bad_parameters_get_400_naming_the_parameter() {
     let (status, body) = oneshot(
         &state,
         Request::post("/api/runs")
+            .header("content-type", "application/json")
             .body(Body::from("{\"nmae\": 1}"))
             .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.starts_with("body: "), "{body}");
+    // A cross-site form or no-cors post cannot start a run.
+    let (status, body) = oneshot(
+        &state,
+        Request::post("/api/runs")
+            .header("content-type", "text/plain")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "content-type: must be application/json"
+        )
+    );
+    for name in ["42", "a\"b", "tab\there", ""] {
+        let (status, body) = oneshot(
+            &state,
+            Request::post("/api/runs")
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::json!({ "name": name }).to_string()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}");
+        assert!(body.starts_with("name: "), "{name:?}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -100,6 +100,18 @@ async fn writes_need_the_token_and_refusals_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_token_in_the_query_string_is_percent_decoded() {
+    let server = guarded(Some("w"), Some("a+b/c=")).await;
+    let status = |query: &'static str| {
+        let url = format!("{}/api/runs?{query}", server.url());
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("token=a%2Bb%2Fc%3D").await, 200);
+    assert_eq!(status("token=a+b/c=").await, 401, "a raw '+' is a space");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_read_token_guards_the_api_but_not_the_page_or_health() {
     let server = guarded(Some("w"), Some("r")).await;
     let get = |path: &str, token: Option<&str>| {

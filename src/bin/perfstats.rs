@@ -73,7 +73,7 @@ struct Tail {
     sender: Option<String>,
     /// Only this event (e.g. new-block-received).
     #[arg(long)]
-    event: Option<String>,
+    event: Option<Event>,
     /// Stop after this many reports (default: follow until interrupted).
     #[arg(long)]
     count: Option<u64>,
@@ -125,7 +125,7 @@ struct Report {
     #[command(flatten)]
     remote: Remote,
     /// The reporting node, e.g. its container name.
-    #[arg(long, env = "PERFSTATS_SENDER")]
+    #[arg(long)]
     sender: String,
     /// The event: new-block-received, NEW_BLOCK_RECEIVED, EVENT_NEW_BLOCK_RECEIVED,
     /// Event_NewBlockReceived or 83.
@@ -154,7 +154,7 @@ async fn main() -> ExitCode {
             let filter = TailFilter {
                 run: tail.run,
                 sender: tail.sender,
-                event: tail.event,
+                event: tail.event.map(|event| event.as_str_name().to_string()),
                 count: tail.count,
             };
             terminal::tail(&tail.remote.http(), &filter, &mut std::io::stdout()).await

@@ -15,6 +15,27 @@ pub struct HttpClient {
     token: Option<String>,
 }
 
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// The HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// What happened, with the URL and the server's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<HttpError> for String {
+    fn from(error: HttpError) -> String {
+        error.message
+    }
+}
+
 /// A response whose status was 2xx, read chunk by chunk.
 #[derive(Debug)]
 pub struct Body(Incoming);
@@ -61,7 +82,8 @@ impl HttpClient {
         &self,
         path_and_query: &str,
         headers: &[(&str, String)],
-    ) -> Result<Body, String> {
+    ) -> Result<Body, HttpError> {
+        let failed = |status: Option<u16>, message: String| HttpError { status, message };
         let url = format!("{}{path_and_query}", self.base);
         let mut request = hyper::Request::get(&url);
         if let Some(token) = &self.token {
@@ -72,19 +94,22 @@ impl HttpClient {
         }
         let request = request
             .body(Empty::new())
-            .map_err(|error| format!("{url}: {error}"))?;
+            .map_err(|error| failed(None, format!("{url}: {error}")))?;
         let response = self
             .inner
             .request(request)
             .await
-            .map_err(|error| format!("{url}: {error}"))?;
+            .map_err(|error| failed(None, format!("{url}: {error}")))?;
         let status = response.status();
         let body = Body(response.into_body());
         if status.is_success() {
             Ok(body)
         } else {
             let text = body.text().await.unwrap_or_default();
-            Err(format!("{url}: {status}: {}", text.trim()))
+            Err(failed(
+                Some(status.as_u16()),
+                format!("{url}: {status}: {}", text.trim()),
+            ))
         }
     }
 }

@@ -111,11 +111,14 @@ impl Reporter {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(ReportError::QueueFull);
         }
+        // Counted before it is queued, so a `flush` that sees it accepted also
+        // waits for it to settle.
+        counters.accepted.fetch_add(1, Ordering::AcqRel);
         if self.queue.send(report).is_err() {
+            counters.accepted.fetch_sub(1, Ordering::AcqRel);
             counters.pending.fetch_sub(1, Ordering::AcqRel);
             return Err(ReportError::Closed);
         }
-        counters.accepted.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 

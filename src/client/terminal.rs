@@ -100,7 +100,7 @@ pub async fn tail(
                 if chatty {
                     eprintln!("following {path} (Ctrl-C to stop)");
                 }
-                let mut text = String::new();
+                let mut pending: Vec<u8> = Vec::new();
                 loop {
                     let chunk = match body.chunk().await {
                         Ok(Some(chunk)) => chunk,
@@ -112,16 +112,22 @@ pub async fn tail(
                             break;
                         }
                     };
-                    text.push_str(&String::from_utf8_lossy(&chunk));
-                    while let Some(end) = text.find("\n\n") {
-                        let event: String = text.drain(..end + 2).collect();
+                    // Bytes until a whole event is in: a character may span chunks.
+                    pending.extend_from_slice(&chunk);
+                    while let Some(end) = pending.windows(2).position(|pair| pair == b"\n\n") {
+                        let event: Vec<u8> = pending.drain(..end + 2).collect();
+                        let event = String::from_utf8_lossy(&event);
+                        for line in event.lines() {
+                            if let Some(id) = line.strip_prefix("id: ") {
+                                last = id.trim().parse().ok().or(last);
+                            }
+                        }
                         let data = event.lines().find_map(|line| line.strip_prefix("data: "));
                         let Some(report) = data
                             .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok())
                         else {
                             continue;
                         };
-                        last = report["seq"].as_u64().or(last);
                         if !emit(out, format!("{}\n", report_line(&report)).as_bytes())? {
                             return Ok(());
                         }
@@ -132,7 +138,10 @@ pub async fn tail(
                     }
                 }
             }
-            Err(error) if error.contains(": 4") => return Err(error),
+            // A refusal (bad filter, unknown run, missing token) will not change.
+            Err(error) if error.status.is_some_and(|status| status < 500) => {
+                return Err(error.into());
+            }
             Err(error) => {
                 if chatty {
                     eprintln!("{error}; reconnecting");
@@ -156,7 +165,7 @@ pub async fn export(
         "/api/export{}",
         query(&[("run", run), ("format", Some(format))])
     );
-    let mut body = http.get(&path, &[]).await?;
+    let mut body = http.get(&path, &[]).await.map_err(String::from)?;
     let mut lines = 0u64;
     while let Some(chunk) = body.chunk().await? {
         if !emit(out, &chunk)? {
@@ -175,7 +184,12 @@ pub async fn export(
 
 /// Writes the runs as a table to `out`.
 pub async fn runs(http: &HttpClient, out: &mut impl Write) -> Result<(), String> {
-    let text = http.get("/api/runs", &[]).await?.text().await?;
+    let text = http
+        .get("/api/runs", &[])
+        .await
+        .map_err(String::from)?
+        .text()
+        .await?;
     let runs: Vec<serde_json::Value> =
         serde_json::from_str(&text).map_err(|error| format!("/api/runs: {error}"))?;
     let mut table = format!(

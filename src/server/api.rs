@@ -36,8 +36,23 @@ pub struct NewRun {
     name: Option<String>,
 }
 
-/// `POST /api/runs {"name"}`: starts a new run, which becomes current.
-pub async fn new_run(State(state): State<AppState>, body: Bytes) -> Result<Json<RunInfo>, Error> {
+/// `POST /api/runs {"name"}`: starts a new run, which becomes current. The body must
+/// be sent as `application/json`, which a page on another site cannot do without
+/// the CORS preflight this server never grants.
+pub async fn new_run(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Json<RunInfo>, Error> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !json {
+        return Err(Error::BadRequest(
+            "content-type: must be application/json".into(),
+        ));
+    }
     let name = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -178,10 +193,14 @@ pub async fn reports(
     State(state): State<AppState>,
     filters: Result<extract::Query<Filters>, QueryRejection>,
 ) -> Result<Json<Page>, Error> {
-    let query = filters?.query(&state)?;
+    let mut query = filters?.query(&state)?;
     let limit = query.limit;
-    let reports = state.store.query(query).await?;
-    let next = (reports.len() == limit)
+    // One more than asked tells whether another page follows.
+    query.limit += 1;
+    let mut reports = state.store.query(query).await?;
+    let more = reports.len() > limit;
+    reports.truncate(limit);
+    let next = more
         .then(|| reports.last().map(|report| report.seq))
         .flatten();
     Ok(Json(Page { reports, next }))
@@ -209,7 +228,7 @@ pub enum Format {
 
 /// The CSV header row, in the order of [`csv_row`].
 pub const CSV_HEADER: &str =
-    "seq,run,time_unix_nano,received_unix_nano,sender,event,message,report_id\n";
+    "seq,run,time_unix_nano,received_unix_nano,sender,event,message,report_id\r\n";
 
 /// One report as a CSV row.
 pub fn csv_row(report: &Report, out: &mut String) {

@@ -50,8 +50,8 @@ fn access(method: &Method, path: &str) -> Access {
     }
 }
 
-/// Compares without stopping at the first difference, so timing says nothing
-/// about how much of a guess was right.
+/// Compares without stopping at the first differing byte, so timing says nothing
+/// about how much of a guess was right (a wrong length still answers at once).
 fn same(given: &str, expected: &str) -> bool {
     given.len() == expected.len()
         && given
@@ -61,18 +61,20 @@ fn same(given: &str, expected: &str) -> bool {
             == 0
 }
 
-fn presented(request: &Request) -> Option<&str> {
+fn presented(request: &Request) -> Option<String> {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_string);
     bearer.or_else(|| {
-        request
+        let value = request
             .uri()
             .query()?
             .split('&')
-            .find_map(|pair| pair.strip_prefix("token="))
+            .find_map(|pair| pair.strip_prefix("token="))?;
+        String::from_utf8(super::legacy::percent_decode(value.as_bytes())).ok()
     })
 }
 
@@ -88,7 +90,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         Access::Read | Access::Open => Vec::new(),
     };
     if needed.is_empty()
-        || presented(&request).is_some_and(|given| needed.iter().any(|token| same(given, token)))
+        || presented(&request).is_some_and(|given| needed.iter().any(|token| same(&given, token)))
     {
         return next.run(request).await;
     }

@@ -10,7 +10,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 /// Reports taken in one `ReportStats` stream at most; a node flushing its queue
 /// sends far fewer. Larger streams are refused before anything is stored.
-pub const MAX_STREAM_REPORTS: usize = 1_000_000;
+pub const MAX_STREAM_REPORTS: usize = 100_000;
+/// Text (senders and messages) taken in one `ReportStats` stream at most, so one
+/// stream cannot hold unbounded memory while it is collected.
+pub const MAX_STREAM_BYTES: usize = 64 << 20;
 
 /// The ingest service over a [`Store`].
 pub struct Ingest {
@@ -41,7 +44,16 @@ impl PerformanceStats for Ingest {
         request: Request<Streaming<PerformanceData>>,
     ) -> Result<Response<BatchAck>, Status> {
         let started = Instant::now();
-        let answer = self.store_stream(request.into_inner()).await;
+        let answer = match collect(request.into_inner()).await {
+            Ok(reports) => self.store_batch(reports).await,
+            Err(Collect::Refused(error)) => Err(error),
+            Err(Collect::Broken(status)) => {
+                // The stream itself failed (too large a message, a dropped
+                // connection): its status goes back as it is.
+                self.store.metrics().rejected("stream");
+                return Err(status);
+            }
+        };
         observe(&self.store, started, &answer);
         Ok(Response::new(answer?))
     }
@@ -63,29 +75,7 @@ impl Ingest {
         })
     }
 
-    async fn store_stream(
-        &self,
-        mut stream: Streaming<PerformanceData>,
-    ) -> Result<BatchAck, Error> {
-        let mut reports = Vec::new();
-        while let Some(data) = stream
-            .message()
-            .await
-            .map_err(|status| Error::BadRequest(format!("stream: {}", status.message())))?
-        {
-            let position = reports.len();
-            if position == MAX_STREAM_REPORTS {
-                return Err(Error::BadRequest(format!(
-                    "stream: at most {MAX_STREAM_REPORTS} reports per ReportStats call; nothing was stored"
-                )));
-            }
-            let report = Report::accept(data, now_unix_nano()).map_err(|invalid| {
-                Error::BadRequest(format!(
-                    "report {position} (counting from 0): {invalid}; nothing of this stream was stored"
-                ))
-            })?;
-            reports.push(report);
-        }
+    async fn store_batch(&self, reports: Vec<Report>) -> Result<BatchAck, Error> {
         if reports.is_empty() {
             return Ok(BatchAck {
                 accepted: 0,
@@ -101,4 +91,35 @@ impl Ingest {
             run: receipts[0].run.to_string(),
         })
     }
+}
+
+/// Why a stream was not collected.
+enum Collect {
+    /// A report or the stream's size broke a rule.
+    Refused(Error),
+    /// The stream itself failed.
+    Broken(Status),
+}
+
+/// Reads and validates every report of a stream; nothing is stored yet.
+async fn collect(mut stream: Streaming<PerformanceData>) -> Result<Vec<Report>, Collect> {
+    let mut reports = Vec::new();
+    let mut bytes = 0;
+    while let Some(data) = stream.message().await.map_err(Collect::Broken)? {
+        let position = reports.len();
+        bytes += data.sender.len() + data.message.len();
+        if position == MAX_STREAM_REPORTS || bytes > MAX_STREAM_BYTES {
+            return Err(Collect::Refused(Error::BadRequest(format!(
+                "stream: at most {MAX_STREAM_REPORTS} reports and {MAX_STREAM_BYTES} bytes of text per \
+                 ReportStats call; nothing was stored"
+            ))));
+        }
+        let report = Report::accept(data, now_unix_nano()).map_err(|invalid| {
+            Collect::Refused(Error::BadRequest(format!(
+                "report {position} (counting from 0): {invalid}; nothing of this stream was stored"
+            )))
+        })?;
+        reports.push(report);
+    }
+    Ok(reports)
 }

@@ -13,7 +13,7 @@ const INDEX_HTML: &str = include_str!("../../static/index.html");
 const APP_JS: &str = include_str!("../../static/app.js");
 const STYLE_CSS: &str = include_str!("../../static/style.css");
 
-/// Every HTTP route of DESIGN.md that exists so far.
+/// Every HTTP route: the dashboard's files, the JSON API, metrics, legacy endpoints.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))

@@ -51,7 +51,8 @@ fn decode(body: &[u8]) -> Result<Form, Error> {
     Ok(form)
 }
 
-fn percent_decode(text: &[u8]) -> Vec<u8> {
+/// Decodes `%XX` escapes and `+` (space) of a form or query value.
+pub(super) fn percent_decode(text: &[u8]) -> Vec<u8> {
     let hex = |byte: u8| (byte as char).to_digit(16).map(|digit| digit as u8);
     let mut out = Vec::with_capacity(text.len());
     let mut index = 0;

@@ -57,8 +57,13 @@ pub async fn stream(
         .unwrap_or_else(|| state.store.last_seq());
     query.after = cursor;
     let (events, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
-    // Browsers reconnect after a second (not the default three) when the server goes.
-    let hello = Event::default().retry(RECONNECT).comment("perfstats");
+    // The cursor as the first id, so a client that reconnects before any report
+    // arrived resumes from here, not from "now"; and browsers reconnect after a
+    // second (not the default three) when the server goes.
+    let hello = Event::default()
+        .id(cursor.to_string())
+        .retry(RECONNECT)
+        .comment("perfstats");
     events
         .try_send(Ok(hello))
         .expect("an empty channel has room");

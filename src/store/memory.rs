@@ -84,11 +84,10 @@ impl Data {
     /// The seq of the kept report whose id is `id`, if any.
     fn find(&self, id: &ReportId) -> Option<u64> {
         let hash = self.hasher.hash_one(id);
-        let seq = *self.by_hash.get(&hash)?;
-        if self.get(seq)?.report_id == *id {
-            return Some(seq);
-        }
-        self.collided.get(id).copied()
+        let owner = self.by_hash.get(&hash).copied();
+        owner
+            .filter(|seq| self.get(*seq).is_some_and(|kept| kept.report_id == *id))
+            .or_else(|| self.collided.get(id).copied())
     }
 
     fn remember(&mut self, id: &ReportId, seq: u64) {

@@ -243,11 +243,6 @@ impl Store {
         self.core.feed.receiver_count()
     }
 
-    /// Reports evicted so far by the memory backend's bound (always 0 with SQLite).
-    pub fn evicted(&self) -> u64 {
-        self.runs().iter().map(|run| run.evicted).sum()
-    }
-
     /// Stores everything queued before this call; appends after it fail with
     /// `UNAVAILABLE`.
     pub async fn close(&self) {
@@ -323,19 +318,26 @@ fn start_run(
     runs: &mut Runs,
     name: Option<String>,
 ) -> Result<RunInfo, Error> {
-    let name = name.map(|name| name.trim().to_string());
-    if let Some(name) = &name {
-        if name.is_empty() || name.len() > 128 {
-            return Err(Error::BadRequest("name: must be 1 to 128 bytes".into()));
-        }
-        if runs.all.iter().any(|run| *run.name == **name) {
-            return Err(Error::Conflict(format!(
-                "name: a run named {name:?} exists already"
-            )));
-        }
-    }
+    let taken = |name: &str| runs.all.iter().any(|run| &*run.name == name);
     let next_id = runs.all.last().map_or(1, |run| run.id + 1);
-    let name = name.unwrap_or_else(|| format!("run-{next_id}"));
+    let name = match name.map(|name| name.trim().to_string()) {
+        Some(name) => {
+            check_run_name(&name)?;
+            if taken(&name) {
+                return Err(Error::Conflict(format!(
+                    "name: a run named {name:?} exists already"
+                )));
+            }
+            name
+        }
+        None => (0..)
+            .map(|extra| match extra {
+                0 => format!("run-{next_id}"),
+                _ => format!("run-{next_id}-{extra}"),
+            })
+            .find(|name| !taken(name))
+            .expect("some suffix is free"),
+    };
     let started_unix_nano = now_unix_nano();
     let id = writer.create_run(&name, started_unix_nano)?;
     for run in &mut runs.all {
@@ -351,6 +353,25 @@ fn start_run(
     };
     runs.all.push(run.clone());
     Ok(run)
+}
+
+/// A run name is 1 to 128 characters, not all digits (those name run ids), and
+/// has no control characters, quotes or backslashes (it ends up in file names).
+fn check_run_name(name: &str) -> Result<(), Error> {
+    let refuse = |rule: &str| Err(Error::BadRequest(format!("name: {rule}")));
+    if name.is_empty() || name.chars().count() > 128 {
+        return refuse("must be 1 to 128 characters");
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return refuse("must not be all digits (numbers name run ids)");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return refuse("must not contain control characters, quotes or backslashes");
+    }
+    Ok(())
 }
 
 impl Core {
