@@ -396,12 +396,7 @@ mod tests {
 
     #[test]
     fn sync_phases_are_measured_from_each_nodes_start() {
-        let nodes = nodes(
-            &network()
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect::<Vec<_>>(),
-        );
+        let nodes = nodes(&network());
         assert_eq!(nodes.len(), 7);
         let ra = &nodes[6];
         assert_eq!(ra.sender, "ra");
@@ -430,12 +425,7 @@ mod tests {
 
     #[test]
     fn block_rounds_have_exact_latencies_and_the_missing_node() {
-        let rounds = rounds(
-            &network()
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect::<Vec<_>>(),
-        );
+        let rounds = rounds(&network());
         let blocks: Vec<&Round> = rounds
             .iter()
             .filter(|r| r.kind == RoundKind::Block)
@@ -499,12 +489,7 @@ mod tests {
             })
             .unwrap();
         reports[late].time_unix_nano = T0 + 3_505 * MS;
-        let rounds = rounds(
-            &reports
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect::<Vec<_>>(),
-        );
+        let rounds = rounds(&reports);
         let blocks: Vec<&Round> = rounds
             .iter()
             .filter(|r| r.kind == RoundKind::Block)
@@ -515,12 +500,7 @@ mod tests {
 
     #[test]
     fn the_disagreeing_round_stands_out() {
-        let winners = winners(
-            &network()
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect::<Vec<_>>(),
-        );
+        let winners = winners(&network());
         assert_eq!(winners.len(), 3);
         assert!(winners[0].agree && winners[2].agree);
         let second = &winners[1];
@@ -532,12 +512,7 @@ mod tests {
 
     #[test]
     fn recent_keeps_the_newest_and_every_flagged_round() {
-        let full = analyse(
-            &network()
-                .into_iter()
-                .map(std::sync::Arc::new)
-                .collect::<Vec<_>>(),
-        );
+        let full = analyse(&network());
         assert_eq!((full.rounds_total, full.winners_total), (6, 3));
         let recent = full.clone().recent(1);
         let kept: Vec<(RoundKind, usize)> =

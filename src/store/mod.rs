@@ -56,7 +56,8 @@ pub struct StoreConfig {
     pub metrics: Arc<Metrics>,
 }
 
-/// The writer-side operations a backend offers; called only on the writer thread.
+/// The writer-side operations a backend offers; called only by whoever holds the
+/// writer lock (the committer thread, or the committing caller).
 trait Writer: Send {
     /// Every run, oldest first, with its report count.
     fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error>;

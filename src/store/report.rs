@@ -26,6 +26,13 @@ pub struct Report {
     pub report_id: String,
 }
 
+/// Lets code over reports take `&[Report]` and `&[Arc<Report>]` alike.
+impl AsRef<Report> for Report {
+    fn as_ref(&self) -> &Report {
+        self
+    }
+}
+
 fn event_name<S: Serializer>(event: &Event, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(event.as_str_name())
 }

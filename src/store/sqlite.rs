@@ -1,5 +1,5 @@
 //! The SQLite backend: one database file in WAL mode, a writer connection owned by
-//! the writer thread and a separate reader connection, so reads never block writes.
+//! the committer thread and a separate reader connection, so reads never block writes.
 //!
 //! `synchronous = NORMAL` with WAL: a committed transaction survives the process
 //! being killed (the data is in the OS page cache before the commit returns); a
