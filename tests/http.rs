@@ -163,9 +163,48 @@ async fn reports_filter_and_page() {
 }
 
 #[tokio::test]
-async fn runs_are_listed_created_and_selectable() {
-    let server = spawn_server().await;
-    send_some(&server, &[("1f", Event::NewBlockReceived, "old run")]).await;
+async fn runs_are_listed_created_and_selectable_in_memory() {
+    runs_are_listed_created_and_selectable(spawn_server().await).await;
+}
+
+#[tokio::test]
+async fn runs_are_listed_created_and_selectable_in_sqlite_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runs.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    runs_are_listed_created_and_selectable(
+        support::serve_on(listener, Backend::Sqlite(db.clone())).await,
+    )
+    .await;
+    // Reopened, each run still holds exactly its own reports.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = support::serve_on(listener, Backend::Sqlite(db)).await;
+    let runs = server.get_json("/api/runs").await;
+    assert_eq!(
+        (runs[0]["reports"].as_u64(), runs[1]["reports"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(runs[1]["current"], true);
+    let old = server.get_json("/api/reports?run=run-1").await;
+    let messages: Vec<&str> = old["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["old run", "old run again"]);
+    server.stop().await;
+}
+
+async fn runs_are_listed_created_and_selectable(server: support::TestServer) {
+    send_some(
+        &server,
+        &[
+            ("1f", Event::NewBlockReceived, "old run"),
+            ("2f", Event::NewBlockReceived, "old run again"),
+        ],
+    )
+    .await;
     let http = reqwest::Client::new();
     let created: serde_json::Value = http
         .post(format!("{}/api/runs", server.url()))
@@ -189,7 +228,7 @@ async fn runs_are_listed_created_and_selectable() {
 
     let runs = server.get_json("/api/runs").await;
     assert_eq!(runs[0]["name"], "run-1");
-    assert_eq!(runs[0]["reports"], 1);
+    assert_eq!(runs[0]["reports"], 2);
     assert_eq!(runs[0]["current"], false);
     assert_eq!(runs[1]["reports"], 1);
     let current = server.get_json("/api/reports").await;

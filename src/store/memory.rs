@@ -169,10 +169,15 @@ impl Writer for MemoryWriter {
     }
 
     fn last_seq(&mut self) -> Result<u64, Error> {
-        Ok(0)
+        Ok(self.data.read().expect("memory lock").next_seq() - 1)
     }
 
-    fn create_run(&mut self, _name: &str, _started_unix_nano: i64) -> Result<u64, Error> {
+    fn create_run(
+        &mut self,
+        _name: &str,
+        _started_unix_nano: i64,
+        _first_seq: u64,
+    ) -> Result<u64, Error> {
         let mut data = self.data.write().expect("memory lock");
         let id = data.next_run;
         data.next_run += 1;
@@ -216,7 +221,7 @@ impl Writer for MemoryWriter {
 }
 
 impl Reader for MemoryReader {
-    fn query(&self, query: &Query) -> Result<Vec<Arc<Report>>, Error> {
+    fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error> {
         let data = self.data.read().expect("memory lock");
         let sender = match &query.sender {
             Some(name) => match data.sender_index.get(name.as_str()) {
@@ -225,13 +230,19 @@ impl Reader for MemoryReader {
             },
             None => None,
         };
-        let start = query.after.saturating_add(1).max(data.first_seq);
+        let start = query
+            .after
+            .saturating_add(1)
+            .max(seqs.start)
+            .max(data.first_seq);
         let skip = usize::try_from(start - data.first_seq).unwrap_or(usize::MAX);
+        let end = usize::try_from(seqs.end.saturating_sub(data.first_seq)).unwrap_or(usize::MAX);
         let text = query.text.as_deref();
         Ok(data
             .reports
             .iter()
             .enumerate()
+            .take(end)
             .skip(skip)
             .filter(|(_, kept)| {
                 u64::from(kept.run) == query.run
@@ -291,7 +302,7 @@ mod tests {
                 report("free text", "c"),
             ])
             .unwrap();
-        let read = reader.query(&query(0)).unwrap();
+        let read = reader.query(&query(0), 0..u64::MAX).unwrap();
         let ids: Vec<&str> = read.iter().map(|r| r.report_id.as_str()).collect();
         assert_eq!(ids, [uuid.as_str(), upper.as_str(), "free text"]);
         assert_eq!(
@@ -326,14 +337,14 @@ mod tests {
         assert!(matches!(outcomes[0], Inserted::Duplicate { seq: 2, .. }));
         assert!(matches!(&outcomes[1], Inserted::New(report) if report.seq == 4));
         let seqs: Vec<u64> = reader
-            .query(&query(0))
+            .query(&query(0), 0..u64::MAX)
             .unwrap()
             .iter()
             .map(|r| r.seq)
             .collect();
         assert_eq!(seqs, [3, 4]);
         let after: Vec<u64> = reader
-            .query(&query(3))
+            .query(&query(3), 0..u64::MAX)
             .unwrap()
             .iter()
             .map(|r| r.seq)

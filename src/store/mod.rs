@@ -63,8 +63,13 @@ trait Writer: Send {
     fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error>;
     /// The highest seq stored so far (0 when empty).
     fn last_seq(&mut self) -> Result<u64, Error>;
-    /// Records a new run and returns its id.
-    fn create_run(&mut self, name: &str, started_unix_nano: i64) -> Result<u64, Error>;
+    /// Records a new run whose reports start at `first_seq` and returns its id.
+    fn create_run(
+        &mut self,
+        name: &str,
+        started_unix_nano: i64,
+        first_seq: u64,
+    ) -> Result<u64, Error>;
     /// Stores `reports` (seq 0, run set) in one transaction, all or none: for each,
     /// whether it was new or a duplicate. Also returns the run of every report the
     /// backend evicted to stay within its bound (memory only).
@@ -79,8 +84,9 @@ enum Inserted {
 
 /// The read side of a backend: safe to call from any thread while the writer writes.
 trait Reader: Send + Sync {
-    /// Reports matching `query`, oldest first.
-    fn query(&self, query: &Query) -> Result<Vec<Arc<Report>>, Error>;
+    /// Reports matching `query`, oldest first; `seqs` is where the run's reports
+    /// are (runs are contiguous seq ranges, so no index by run is needed).
+    fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error>;
 }
 
 /// Where the receipts of one append go.
@@ -216,8 +222,18 @@ impl Store {
 
     /// Reports matching `query`, oldest first, read without waiting for writes.
     pub async fn query(&self, query: Query) -> Result<Vec<Arc<Report>>, Error> {
+        let seqs = {
+            let runs = self.core.runs.read().expect("runs lock");
+            let mut from_here = runs.all.iter().skip_while(|run| run.id != query.run);
+            match from_here.next() {
+                Some(run) => {
+                    run.first_seq..from_here.next().map_or(u64::MAX, |next| next.first_seq)
+                }
+                None => 0..0,
+            }
+        };
         let reader = self.core.reader.clone();
-        tokio::task::spawn_blocking(move || reader.query(&query))
+        tokio::task::spawn_blocking(move || reader.query(&query, seqs))
             .await
             .map_err(|error| Error::Unavailable(format!("store: read failed: {error}")))?
     }
@@ -340,7 +356,8 @@ fn start_run(
             .expect("some suffix is free"),
     };
     let started_unix_nano = now_unix_nano();
-    let id = writer.create_run(&name, started_unix_nano)?;
+    let first_seq = writer.last_seq()? + 1;
+    let id = writer.create_run(&name, started_unix_nano, first_seq)?;
     for run in &mut runs.all {
         run.current = false;
     }
@@ -350,6 +367,7 @@ fn start_run(
         started_unix_nano,
         reports: 0,
         evicted: 0,
+        first_seq,
         current: true,
     };
     runs.all.push(run.clone());

@@ -50,6 +50,10 @@ pub struct RunInfo {
     pub reports: u64,
     /// How many of its reports the memory bound evicted (always 0 with SQLite).
     pub evicted: u64,
+    /// The seq its first report has or will have: a run's reports are the
+    /// contiguous seqs from here to the next run's `first_seq`.
+    #[serde(skip)]
+    pub first_seq: u64,
     /// Whether new reports go to it.
     pub current: bool,
 }

@@ -19,7 +19,8 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    started_unix_nano INTEGER NOT NULL
+    started_unix_nano INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS reports (
     seq INTEGER PRIMARY KEY,
@@ -31,7 +32,6 @@ CREATE TABLE IF NOT EXISTS reports (
     message TEXT NOT NULL,
     report_id TEXT NOT NULL UNIQUE
 );
-CREATE INDEX IF NOT EXISTS reports_by_run ON reports(run);
 ";
 
 /// The writer connection.
@@ -73,9 +73,14 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
 
 impl Writer for SqliteWriter {
     fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error> {
+        // A run's reports are the seqs from its first_seq to the next run's: counting
+        // them is a range scan of the table, no index by run needed.
         let mut statement = self.connection.prepare(
-            "SELECT id, name, started_unix_nano,
-                    (SELECT count(*) FROM reports WHERE reports.run = runs.id)
+            "SELECT id, name, started_unix_nano, first_seq,
+                    (SELECT count(*) FROM reports
+                     WHERE seq >= runs.first_seq
+                       AND seq < coalesce((SELECT min(later.first_seq) FROM runs AS later
+                                           WHERE later.id > runs.id), 9223372036854775807))
              FROM runs ORDER BY id",
         )?;
         let mut runs = statement
@@ -84,7 +89,8 @@ impl Writer for SqliteWriter {
                     id: row.get(0)?,
                     name: row.get::<_, String>(1)?.into(),
                     started_unix_nano: row.get(2)?,
-                    reports: row.get(3)?,
+                    first_seq: row.get(3)?,
+                    reports: row.get(4)?,
                     evicted: 0,
                     current: false,
                 })
@@ -104,10 +110,15 @@ impl Writer for SqliteWriter {
             })?)
     }
 
-    fn create_run(&mut self, name: &str, started_unix_nano: i64) -> Result<u64, Error> {
+    fn create_run(
+        &mut self,
+        name: &str,
+        started_unix_nano: i64,
+        first_seq: u64,
+    ) -> Result<u64, Error> {
         self.connection.execute(
-            "INSERT INTO runs (name, started_unix_nano) VALUES (?1, ?2)",
-            params![name, started_unix_nano],
+            "INSERT INTO runs (name, started_unix_nano, first_seq) VALUES (?1, ?2, ?3)",
+            params![name, started_unix_nano, first_seq],
         )?;
         Ok(self.connection.last_insert_rowid() as u64)
     }
@@ -150,12 +161,12 @@ impl Writer for SqliteWriter {
 }
 
 impl Reader for SqliteReader {
-    fn query(&self, query: &Query) -> Result<Vec<Arc<Report>>, Error> {
+    fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error> {
         let connection = self.connection.lock().expect("reader lock");
         let mut statement = connection.prepare_cached(
             "SELECT seq, run, time_unix_nano, received_unix_nano, sender, event, message, report_id
              FROM reports
-             WHERE run = ?1 AND seq > ?2
+             WHERE seq > ?2 AND seq >= ?7 AND seq < ?8 AND run = ?1
                AND (?3 IS NULL OR sender = ?3)
                AND (?4 IS NULL OR event = ?4)
                AND (?5 IS NULL OR instr(message, ?5) > 0 OR instr(sender, ?5) > 0)
@@ -169,6 +180,8 @@ impl Reader for SqliteReader {
                 query.event.map(|event| event as i32),
                 query.text,
                 query.limit as i64,
+                seqs.start.min(i64::MAX as u64) as i64,
+                seqs.end.min(i64::MAX as u64) as i64,
             ],
             |row| {
                 Ok(Arc::new(Report {
