@@ -154,7 +154,13 @@ async fn tail_follows_and_resumes_after_a_restart() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Report only once tail is subscribed (it follows from "now").
+    let metrics = format!("{}/metrics", server.url);
+    support::eventually(std::time::Duration::from_secs(30), async || {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        text.contains("perfstats_sse_subscribers 1")
+    })
+    .await;
     let send = async |url: &str, sender: &str, message: &str| {
         Client::connect_lazy(url)
             .unwrap()

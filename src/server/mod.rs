@@ -70,7 +70,10 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
-    let guard_state = state.clone();
+    let guard = Arc::new(auth::Guard {
+        tokens: options.tokens.clone(),
+        metrics: state.store.metrics().clone(),
+    });
     let ingest = PerformanceStatsServer::new(Ingest::new(state.store.clone()))
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     Routes::new(ingest)
@@ -78,15 +81,9 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
-        .merge(http::router(guard_state))
+        .merge(http::router(state))
         .fallback(http::fallback)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(auth::Guard {
-                tokens: options.tokens.clone(),
-                metrics: state.store.metrics().clone(),
-            }),
-            auth::check,
-        ))
+        .layer(axum::middleware::from_fn_with_state(guard, auth::check))
 }
 
 /// Serves gRPC and HTTP on `listener` until `shutdown` completes, then waits for
