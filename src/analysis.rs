@@ -148,54 +148,140 @@ fn millis(from: i64, to: i64) -> f64 {
     (to - from) as f64 / 1e6
 }
 
+/// Folds one run's reports, in seq order, into the analysis, keeping only what it
+/// needs: per-sender aggregates, and the reports of the events that propagation
+/// rounds and winner rounds are made of. A run is never held in memory whole.
+#[derive(Debug, Default)]
+pub struct Analyzer {
+    nodes: BTreeMap<String, NodeState>,
+    kept: Vec<Report>,
+}
+
+/// One sender's aggregates so far.
+#[derive(Debug)]
+struct NodeState {
+    reports: u64,
+    first_unix_nano: i64,
+    /// (time, seq) of its latest report, with that report's event and message.
+    latest: (i64, u64),
+    last_event: Event,
+    last_message: String,
+    counts: BTreeMap<&'static str, u64>,
+    /// The first time of each sync phase reached.
+    phases: BTreeMap<Event, i64>,
+}
+
+/// Whether rounds or winners are made of reports of `event`.
+fn used_by_rounds(event: Event) -> bool {
+    event == Event::BlockWinnerFound
+        || ROUND_KINDS
+            .iter()
+            .any(|(_, sent, received)| event == *sent || event == *received)
+}
+
+impl Analyzer {
+    /// Takes the next report of the run (in seq order).
+    pub fn add(&mut self, report: &Report) {
+        if !self.nodes.contains_key(&report.sender) {
+            self.nodes.insert(
+                report.sender.clone(),
+                NodeState {
+                    reports: 0,
+                    first_unix_nano: report.time_unix_nano,
+                    latest: (i64::MIN, 0),
+                    last_event: report.event,
+                    last_message: String::new(),
+                    counts: BTreeMap::new(),
+                    phases: BTreeMap::new(),
+                },
+            );
+        }
+        let node = self.nodes.get_mut(&report.sender).expect("inserted above");
+        node.reports += 1;
+        node.first_unix_nano = node.first_unix_nano.min(report.time_unix_nano);
+        if (report.time_unix_nano, report.seq) >= node.latest {
+            node.latest = (report.time_unix_nano, report.seq);
+            node.last_event = report.event;
+            node.last_message.clone_from(&report.message);
+        }
+        *node.counts.entry(report.event.as_str_name()).or_insert(0) += 1;
+        if SYNC_PHASES.contains(&report.event) {
+            let first = node
+                .phases
+                .entry(report.event)
+                .or_insert(report.time_unix_nano);
+            *first = (*first).min(report.time_unix_nano);
+        }
+        if used_by_rounds(report.event) {
+            self.kept.push(report.clone());
+        }
+    }
+
+    /// One summary per sender, in sender order.
+    pub fn nodes(&self) -> Vec<NodeSummary> {
+        self.nodes
+            .iter()
+            .map(|(sender, node)| {
+                let start = node
+                    .phases
+                    .get(&Event::Libp2pNodeIdKnown)
+                    .copied()
+                    .unwrap_or(node.first_unix_nano);
+                NodeSummary {
+                    sender: sender.clone(),
+                    reports: node.reports,
+                    start_unix_nano: start,
+                    last_unix_nano: node.latest.0,
+                    last_event: node.last_event.as_str_name(),
+                    last_message: node.last_message.clone(),
+                    counts: node.counts.clone(),
+                    phases_ms: node
+                        .phases
+                        .iter()
+                        .map(|(phase, time)| (phase.as_str_name(), millis(start, *time)))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every propagation round of every kind, ordered by the time it was sent.
+    pub fn rounds(&self) -> Vec<Round> {
+        let senders: BTreeSet<&str> = self.nodes.keys().map(String::as_str).collect();
+        rounds_among(&self.kept, &senders)
+    }
+
+    /// `BLOCK_WINNER_FOUND` reports grouped by problem round and named winner.
+    pub fn winners(&self) -> Vec<WinnerRound> {
+        winners(&self.kept)
+    }
+
+    /// The whole analysis.
+    pub fn finish(&self) -> Analysis {
+        let rounds = self.rounds();
+        let winners = self.winners();
+        Analysis {
+            nodes: self.nodes(),
+            rounds_total: rounds.len(),
+            rounds,
+            winners_total: winners.len(),
+            winners,
+        }
+    }
+}
+
+/// Folds `reports` (one run's, in seq order) into an [`Analyzer`].
+pub fn analyzer(reports: &[impl AsRef<Report>]) -> Analyzer {
+    let mut analyzer = Analyzer::default();
+    for report in reports {
+        analyzer.add(report.as_ref());
+    }
+    analyzer
+}
+
 /// One summary per sender, in sender order. `reports` are one run's, in seq order.
 pub fn nodes(reports: &[impl AsRef<Report>]) -> Vec<NodeSummary> {
-    let mut by_sender: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
-    for report in reports {
-        let report = report.as_ref();
-        by_sender.entry(&report.sender).or_default().push(report);
-    }
-    by_sender
-        .into_iter()
-        .map(|(sender, reports)| {
-            let first_of = |event: Event| {
-                reports
-                    .iter()
-                    .filter(|report| report.event == event)
-                    .map(|report| report.time_unix_nano)
-                    .min()
-            };
-            let start = first_of(Event::Libp2pNodeIdKnown).unwrap_or_else(|| {
-                reports
-                    .iter()
-                    .map(|report| report.time_unix_nano)
-                    .min()
-                    .unwrap_or_default()
-            });
-            let last = reports
-                .iter()
-                .max_by_key(|report| (report.time_unix_nano, report.seq))
-                .expect("a sender has reports");
-            let mut counts = BTreeMap::new();
-            for report in &reports {
-                *counts.entry(report.event.as_str_name()).or_insert(0) += 1;
-            }
-            let phases_ms = SYNC_PHASES
-                .iter()
-                .filter_map(|phase| Some((phase.as_str_name(), millis(start, first_of(*phase)?))))
-                .collect();
-            NodeSummary {
-                sender: sender.to_string(),
-                reports: reports.len() as u64,
-                start_unix_nano: start,
-                last_unix_nano: last.time_unix_nano,
-                last_event: last.event.as_str_name(),
-                last_message: last.message.clone(),
-                counts,
-                phases_ms,
-            }
-        })
-        .collect()
+    analyzer(reports).nodes()
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -206,7 +292,11 @@ fn percentile(sorted: &[f64], fraction: f64) -> Option<f64> {
 
 /// Every propagation round of every kind, ordered by the time it was sent.
 pub fn rounds(reports: &[impl AsRef<Report>]) -> Vec<Round> {
-    let senders: BTreeSet<&str> = reports.iter().map(|r| r.as_ref().sender.as_str()).collect();
+    analyzer(reports).rounds()
+}
+
+/// The rounds in `reports`, with `senders` (the whole run's) as possible receivers.
+fn rounds_among(reports: &[impl AsRef<Report>], senders: &BTreeSet<&str>) -> Vec<Round> {
     let mut rounds = Vec::new();
     for (kind, sent_event, received_event) in ROUND_KINDS {
         let mut sent: Vec<&Report> = reports
@@ -305,15 +395,7 @@ pub fn winners(reports: &[impl AsRef<Report>]) -> Vec<WinnerRound> {
 
 /// The whole analysis of one run's reports.
 pub fn analyse(reports: &[impl AsRef<Report>]) -> Analysis {
-    let rounds = rounds(reports);
-    let winners = winners(reports);
-    Analysis {
-        nodes: nodes(reports),
-        rounds_total: rounds.len(),
-        rounds,
-        winners_total: winners.len(),
-        winners,
-    }
+    analyzer(reports).finish()
 }
 
 #[cfg(test)]

@@ -106,17 +106,29 @@ impl Filters {
     }
 }
 
-/// The run named by `?run=` (default: current), every report of it.
-async fn whole_run(state: &AppState, filters: Filters) -> Result<Vec<Arc<Report>>, Error> {
-    let run = state.store.resolve_run(filters.run.as_deref())?;
-    state
-        .store
-        .query(Query {
-            run: run.id,
-            limit: usize::MAX,
-            ..Query::default()
-        })
-        .await
+/// Reports read per step while analysing a run.
+const ANALYSIS_PAGE: usize = 10_000;
+
+/// The run named by `run` (default: current), folded page by page into an
+/// [`analysis::Analyzer`], so the run is never held in memory whole.
+async fn analyze_run(state: &AppState, run: Option<&str>) -> Result<analysis::Analyzer, Error> {
+    let run = state.store.resolve_run(run)?;
+    let mut query = Query {
+        run: run.id,
+        limit: ANALYSIS_PAGE,
+        ..Query::default()
+    };
+    let mut analyzer = analysis::Analyzer::default();
+    loop {
+        let page = state.store.query(query.clone()).await?;
+        for report in &page {
+            analyzer.add(report);
+        }
+        match page.last() {
+            Some(last) if page.len() == ANALYSIS_PAGE => query.after = last.seq,
+            _ => return Ok(analyzer),
+        }
+    }
 }
 
 /// Runs `work` on the blocking pool: analysing a large run takes milliseconds of
@@ -132,8 +144,8 @@ pub async fn nodes(
     State(state): State<AppState>,
     filters: Result<extract::Query<Filters>, QueryRejection>,
 ) -> Result<Json<Vec<analysis::NodeSummary>>, Error> {
-    let reports = whole_run(&state, filters?.0).await?;
-    Ok(Json(compute(move || analysis::nodes(&reports)).await?))
+    let analyzer = analyze_run(&state, filters?.0.run.as_deref()).await?;
+    Ok(Json(analyzer.nodes()))
 }
 
 /// The parameters of `/api/analysis`.
@@ -151,13 +163,9 @@ pub async fn analysis(
     params: Result<extract::Query<AnalysisParams>, QueryRejection>,
 ) -> Result<Json<analysis::Analysis>, Error> {
     let params = params?.0;
-    let filters = Filters {
-        run: params.run,
-        ..Filters::default()
-    };
-    let reports = whole_run(&state, filters).await?;
+    let analyzer = analyze_run(&state, params.run.as_deref()).await?;
     let analysed = compute(move || {
-        let full = analysis::analyse(&reports);
+        let full = analyzer.finish();
         match params.recent {
             Some(count) => full.recent(count),
             None => full,
@@ -170,10 +178,10 @@ pub async fn analysis(
 /// `GET /metrics`: the Prometheus exposition (OpenMetrics text), with the current
 /// run's propagation latencies computed at scrape time.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
-    let reports = whole_run(&state, Filters::default()).await?;
+    let analyzer = analyze_run(&state, None).await?;
     let store = state.store.clone();
     let text = compute(move || {
-        let rounds = analysis::rounds(&reports);
+        let rounds = analyzer.rounds();
         store.metrics().encode(store.subscribers(), &rounds)
     })
     .await?;
