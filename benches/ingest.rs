@@ -7,11 +7,13 @@
 //! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI). It prints
 //! figures and ratios; it asserts nothing about speed.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use perfstats::pb::performance_stats_client::PerformanceStatsClient;
 use perfstats::pb::performance_stats_server::{PerformanceStats, PerformanceStatsServer};
 use perfstats::pb::{Ack, BatchAck, PerformanceData};
 use perfstats::{Event, server};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -121,15 +123,7 @@ impl Target {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("{name}: no address in {line:?}"))
-            .to_string();
+        let url = support::announced_url(&mut child);
         Target {
             name,
             child,

@@ -558,19 +558,17 @@ mod tests {
     }
 
     #[test]
-    fn a_late_report_belongs_to_the_round_before_the_next_send() {
+    fn a_report_after_the_next_send_counts_for_that_round() {
         let mut reports = network();
-        // 5l's block-2 report arrives only after block 3 was sent: it counts for
-        // block 3, and block 2 stays missing for 5l.
-        let late = reports
-            .iter()
-            .position(|r| {
-                r.sender == "5l"
-                    && r.event == Event::NewBlockReceived
-                    && r.time_unix_nano > T0 + 3_000 * MS
-            })
-            .unwrap();
-        reports[late].time_unix_nano = T0 + 3_505 * MS;
+        // 5l reports the second block (which it missed) only after the third was
+        // sent at 3,500 ms: that report is its first after the third send, so the
+        // second block stays missing for 5l and the third reached it after 5 ms.
+        let mut late = reports.last().unwrap().clone();
+        late.seq += 1;
+        late.sender = "5l".into();
+        late.event = Event::NewBlockReceived;
+        late.time_unix_nano = T0 + 3_505 * MS;
+        reports.push(late);
         let rounds = rounds(&reports);
         let blocks: Vec<&Round> = rounds
             .iter()

@@ -77,6 +77,21 @@ async fn scripted_server(code: Code, failures: u32) -> (String, Arc<AtomicU32>, 
     (url, attempts, ids)
 }
 
+/// Sends one report through `policy` to a refusing server; returns the refusal.
+async fn refused_report(url: &str, policy: RetryPolicy) -> Status {
+    Client::connect_lazy(url)
+        .unwrap()
+        .with_policy(policy)
+        .send_performance_stat_with_retries(PerformanceData::new(
+            0,
+            "1f",
+            Event::NewBlockReceived,
+            "m",
+        ))
+        .await
+        .unwrap_err()
+}
+
 fn quick(max_retries: u32) -> RetryPolicy {
     RetryPolicy {
         max_retries,
@@ -122,16 +137,7 @@ async fn a_server_that_comes_up_late_gets_the_report_exactly_once() {
 #[tokio::test]
 async fn invalid_argument_is_tried_once_only() {
     let (url, attempts) = refusing_server(Code::InvalidArgument).await;
-    let client = Client::connect_lazy(&url).unwrap().with_policy(quick(10));
-    let status = client
-        .send_performance_stat_with_retries(PerformanceData::new(
-            0,
-            "1f",
-            Event::NewBlockReceived,
-            "m",
-        ))
-        .await
-        .unwrap_err();
+    let status = refused_report(&url, quick(10)).await;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 }
@@ -140,15 +146,7 @@ async fn invalid_argument_is_tried_once_only() {
 async fn the_retry_cap_is_honoured() {
     let (url, attempts) = refusing_server(Code::Unavailable).await;
     let client = Client::connect_lazy(&url).unwrap().with_policy(quick(7));
-    let status = client
-        .send_performance_stat_with_retries(PerformanceData::new(
-            0,
-            "1f",
-            Event::NewBlockReceived,
-            "m",
-        ))
-        .await
-        .unwrap_err();
+    let status = refused_report(&url, quick(7)).await;
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(
         attempts.load(Ordering::SeqCst),

@@ -1,4 +1,5 @@
-//! The JSON API: runs, paged reports and whole-run export.
+//! The JSON API: runs, paged reports, whole-run export, node summaries and the
+//! analysis, and the metrics exposition.
 
 use super::AppState;
 use crate::analysis;

@@ -95,11 +95,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         return next.run(request).await;
     }
     guard.metrics.rejected(Error::Unauthenticated.reason());
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
-    if grpc {
+    if super::http::is_grpc(request.headers()) {
         tonic::Status::from(Error::Unauthenticated).into_http()
     } else {
         let mut response = Error::Unauthenticated.into_response();

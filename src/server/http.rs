@@ -45,15 +45,17 @@ async fn asset(content_type: &'static str, body: &'static str) -> impl IntoRespo
     ([(header::CONTENT_TYPE, content_type)], body)
 }
 
+/// Whether a request speaks gRPC (so refusals must be gRPC statuses, not pages).
+pub fn is_grpc(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// Unknown gRPC methods get `UNIMPLEMENTED`; any other unknown path gets 404.
 pub async fn fallback(request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/grpc"));
-    if grpc {
+    if is_grpc(request.headers()) {
         tonic::Status::unimplemented(format!("{path} is not a method of this server")).into_http()
     } else {
         (StatusCode::NOT_FOUND, format!("not found: {path}")).into_response()

@@ -121,15 +121,7 @@ impl BinaryServer {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn perfstats");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let url = announced_url(&mut child);
         BinaryServer { child, url }
     }
 
@@ -151,6 +143,18 @@ impl BinaryServer {
         );
         self.child.wait().unwrap()
     }
+}
+
+/// The `http://…` address a server child prints on its first line of stdout.
+pub fn announced_url(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string()
 }
 
 /// The report ids stored in the database at `path`, in seq order (read directly).
