@@ -6,9 +6,14 @@
 //! - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
 //! - [`event`]: event names in every accepted spelling, and report validation.
 //! - [`error`]: the service's error type and its mapping to gRPC and HTTP.
-//! - [`store`]: the group-committing writer, SQLite and memory backends, runs, reads.
-//! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics`.
-//! - [`analysis`]: sync phases, propagation rounds, winner agreement (pure functions).
+//! - [`report`]: the stored report type and time helpers (shared by all below).
+//! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run
+//!   distributions, timeline counts: the definitions as a fold, and the same kept
+//!   current at ingest (`analysis::live`).
+//! - [`store`]: the group-committing writer, SQLite and memory backends, runs, reads,
+//!   each run's live analysis; tells a `CommitObserver` what it commits.
+//! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics` (the
+//!   store's observer).
 //! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
 //!   the HTTP API, the embedded dashboard, tokens.
 //! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes.
@@ -20,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod metrics;
 pub mod pb;
+pub mod report;
 pub mod server;
 pub mod store;
 

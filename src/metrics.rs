@@ -1,9 +1,12 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text via `prometheus-client`):
 //! what was stored, refused and how fast, plus the current run's propagation
-//! latencies from the analysis.
+//! latencies from its whole-run distributions. The store tells it what it commits
+//! through [`CommitObserver`]; it imports neither the store nor the server.
 
-use crate::analysis::{Round, RoundKind};
-use crate::store::Report;
+use crate::analysis::RoundKind;
+use crate::analysis::distribution::Distribution;
+use crate::report::Report;
+use crate::store::CommitObserver;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,11 +33,6 @@ struct SenderLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
 }
 
 fn latency_buckets() -> Histogram {
@@ -135,8 +133,8 @@ impl Metrics {
     }
 
     /// The exposition: every metric, with the SSE subscriber count and the current
-    /// run's propagation latencies (rebuilt from `rounds` at each scrape).
-    pub fn encode(&self, subscribers: usize, rounds: &[Round]) -> String {
+    /// run's propagation latencies (its whole-run distributions, O(buckets) each).
+    pub fn encode(&self, subscribers: usize, propagation: &[(RoundKind, &Distribution)]) -> String {
         let mut registry = Registry::default();
         registry.register(
             "perfstats_reports_stored",
@@ -175,27 +173,70 @@ impl Metrics {
             "Open live-stream (SSE) subscribers",
             gauge,
         );
-        let propagation = Family::<KindLabel, Histogram>::new_with_constructor(latency_buckets);
-        for round in rounds {
-            let kind = match round.kind {
-                RoundKind::Problem => "problem",
-                RoundKind::Block => "block",
-                RoundKind::Reveal => "reveal",
-            };
-            let histogram = propagation.get_or_create(&KindLabel { kind });
-            for latency in round.latency_ms.values() {
-                histogram.observe(latency / 1e3);
-            }
-        }
-        registry.register(
-            "perfstats_propagation_latency_seconds",
-            "The current run's propagation latencies (authority message to each node), by round kind",
-            propagation,
-        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .expect("writing to a String cannot fail");
+        let end = text.len() - "# EOF\n".len();
+        text.truncate(end);
+        encode_propagation(&mut text, propagation);
+        text.push_str("# EOF\n");
         text
+    }
+}
+
+/// The propagation histogram's bucket bounds, seconds.
+const PROPAGATION_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Writes `perfstats_propagation_latency_seconds` by kind: cumulative buckets (a
+/// log bucket of the distribution straddling a bound counts by its middle, within
+/// 0.4%), the exact count and sum.
+fn encode_propagation(text: &mut String, propagation: &[(RoundKind, &Distribution)]) {
+    use std::fmt::Write;
+    let name = "perfstats_propagation_latency_seconds";
+    let _ = writeln!(
+        text,
+        "# HELP {name} The current run's propagation latencies (authority message to each node), by round kind."
+    );
+    let _ = writeln!(text, "# TYPE {name} histogram");
+    let _ = writeln!(text, "# UNIT {name} seconds");
+    for (kind, latencies) in propagation {
+        let kind = match kind {
+            RoundKind::Problem => "problem",
+            RoundKind::Block => "block",
+            RoundKind::Reveal => "reveal",
+        };
+        let _ = writeln!(
+            text,
+            "{name}_sum{{kind=\"{kind}\"}} {}",
+            latencies.sum_ns() as f64 / 1e9
+        );
+        let _ = writeln!(
+            text,
+            "{name}_count{{kind=\"{kind}\"}} {}",
+            latencies.count()
+        );
+        for bound in PROPAGATION_BUCKETS {
+            let count = latencies.count_at_most((bound * 1e9) as u64);
+            let _ = writeln!(
+                text,
+                "{name}_bucket{{le=\"{bound}\",kind=\"{kind}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            text,
+            "{name}_bucket{{le=\"+Inf\",kind=\"{kind}\"}} {}",
+            latencies.count()
+        );
+    }
+}
+
+impl CommitObserver for Metrics {
+    fn committed(&self, stored: &[&Report], duplicates: u64, elapsed: Duration) {
+        self.stored(stored.iter().copied());
+        self.duplicates(duplicates);
+        self.commit(elapsed);
     }
 }
 
@@ -228,7 +269,25 @@ mod tests {
             report("a", Event::SimtaskReceived),
         ];
         metrics.stored(&reports);
-        let text = metrics.encode(3, &[]);
+        let mut latencies = Distribution::default();
+        latencies.add(20_000_000);
+        latencies.add(40_000_000);
+        latencies.add_max(40_000_000);
+        let text = metrics.encode(3, &[(RoundKind::Block, &latencies)]);
+        assert!(
+            text.contains("perfstats_propagation_latency_seconds_count{kind=\"block\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "perfstats_propagation_latency_seconds_bucket{le=\"0.02\",kind=\"block\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("perfstats_propagation_latency_seconds_sum{kind=\"block\"} 0.06"),
+            "{text}"
+        );
         assert!(
             text.contains("perfstats_reports_stored_by_sender_total{sender=\"a\"} 2"),
             "{text}"

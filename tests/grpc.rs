@@ -43,9 +43,9 @@ async fn time_zero_is_stamped_with_the_receive_time() {
     let server = spawn_server().await;
     let mut sent = report("1f", Event::InitialSyncCompleted, "done");
     sent.time_unix_nano = 0;
-    let before = perfstats::store::now_unix_nano();
+    let before = perfstats::report::now_unix_nano();
     server.client().send_performance_stat(sent).await.unwrap();
-    let after = perfstats::store::now_unix_nano();
+    let after = perfstats::report::now_unix_nano();
     let stored = &server.get_json("/api/reports").await["reports"][0];
     let time = stored["time_unix_nano"].as_i64().unwrap();
     assert_eq!(time, stored["received_unix_nano"].as_i64().unwrap());

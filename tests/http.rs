@@ -375,14 +375,16 @@ async fn the_stream_goes_live_and_resumes_from_last_event_id() {
 }
 
 fn app_state() -> AppState {
+    let metrics = std::sync::Arc::new(perfstats::metrics::Metrics::default());
     let store = Store::open(StoreConfig {
         backend: Backend::Memory { max_reports: 100 },
         new_run: Some("oneshot".into()),
-        metrics: Default::default(),
+        observer: metrics.clone(),
     })
     .unwrap();
     AppState {
         store,
+        metrics,
         shutdown: tokio::sync::watch::channel(false).1,
     }
 }

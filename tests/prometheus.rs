@@ -29,7 +29,7 @@ async fn prometheus_scrapes_what_was_reported() {
     let client = Client::connect_lazy(&server.url)
         .unwrap()
         .with_policy(RetryPolicy::never());
-    let at = perfstats::store::now_unix_nano();
+    let at = perfstats::report::now_unix_nano();
     client
         .send_performance_stat(PerformanceData::new(
             at,

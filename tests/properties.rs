@@ -3,7 +3,7 @@
 
 use perfstats::Event;
 use perfstats::pb::PerformanceData;
-use perfstats::store::Report;
+use perfstats::report::Report;
 use proptest::prelude::*;
 use prost::Message;
 

@@ -16,6 +16,7 @@ async fn guarded(write: Option<&str>, read: Option<&str>) -> support::TestServer
             write: write.map(str::to_string),
             read: read.map(str::to_string),
         },
+        ..Options::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     support::serve_with(listener, Backend::Memory { max_reports: 100 }, options).await

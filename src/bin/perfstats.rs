@@ -189,10 +189,11 @@ async fn run_server(serve: Serve) -> Result<(), String> {
     } else {
         Backend::Sqlite(serve.db)
     };
+    let metrics = Arc::new(Metrics::new(serve.metrics_max_senders));
     let store = Store::open(StoreConfig {
         backend,
         new_run: serve.new_run,
-        metrics: Arc::new(Metrics::new(serve.metrics_max_senders)),
+        observer: metrics.clone(),
     })
     .map_err(|error| error.to_string())?;
     let listener = TcpListener::bind(serve.listen)
@@ -210,6 +211,7 @@ async fn run_server(serve: Serve) -> Result<(), String> {
             write: serve.token.filter(|token| !token.is_empty()),
             read: serve.read_token.filter(|token| !token.is_empty()),
         },
+        metrics,
     };
     let server = perfstats::server::run(listener, store, options, async {
         let _ = stopped.await;

@@ -97,7 +97,7 @@ impl Reporter {
 
     /// Queues a report of `event` now, without waiting.
     pub fn report(&self, event: Event, message: impl Into<String>) -> Result<(), ReportError> {
-        let now = crate::store::now_unix_nano();
+        let now = crate::report::now_unix_nano();
         let report = PerformanceData::new(now, self.sender.as_ref(), event, message);
         validate(&report).map_err(ReportError::Invalid)?;
         let counters = &self.counters;

@@ -1,11 +1,14 @@
-//! The JSON API: runs, paged reports, whole-run export, node summaries and the
-//! analysis, and the metrics exposition.
+//! The JSON API: runs, paged reports, whole-run export, node summaries, the
+//! analysis (kept current by the store, so every read costs O(what it returns)),
+//! paged rounds and winner rounds, the timeline, and the metrics exposition.
 
 use super::AppState;
-use crate::analysis;
+use crate::analysis::live::{LiveAnalysis, SenderCounts};
+use crate::analysis::{self, RoundKind};
 use crate::error::Error;
 use crate::pb::Event;
-use crate::store::{Query, Report, RunInfo};
+use crate::report::Report;
+use crate::store::{Query, RunInfo};
 use axum::Json;
 use axum::body::Body;
 use axum::body::Bytes;
@@ -74,8 +77,21 @@ pub struct Filters {
     event: Option<String>,
     q: Option<String>,
     pub(super) after: Option<u64>,
+    before: Option<u64>,
+    order: Option<Order>,
     limit: Option<usize>,
     format: Option<Format>,
+}
+
+/// The order of `/api/reports`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Oldest first, after `after`.
+    #[default]
+    Asc,
+    /// Newest first, before `before`.
+    Desc,
 }
 
 impl Filters {
@@ -102,88 +118,288 @@ impl Filters {
             event,
             text: nonempty(&self.q),
             after: self.after.unwrap_or(0),
+            before: self.before,
+            time: None,
+            descending: self.order == Some(Order::Desc),
             limit,
         })
     }
 }
 
-/// Reports read per step while analysing a run.
-const ANALYSIS_PAGE: usize = 10_000;
-
-/// The run named by `run` (default: current), folded page by page into an
-/// [`analysis::Analyzer`], so the run is never held in memory whole.
-async fn analyze_run(state: &AppState, run: Option<&str>) -> Result<analysis::Analyzer, Error> {
+/// Runs `read` on run `run`'s live analysis (default: the current run), on the
+/// blocking pool: a read takes at most milliseconds, but it must not stall the
+/// tasks sharing a worker thread.
+async fn read_analysis<T: Send + 'static>(
+    state: &AppState,
+    run: Option<&str>,
+    read: impl FnOnce(&LiveAnalysis) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     let run = state.store.resolve_run(run)?;
-    let mut query = Query {
-        run: run.id,
-        limit: ANALYSIS_PAGE,
-        ..Query::default()
-    };
-    let mut analyzer = analysis::Analyzer::default();
-    loop {
-        let page = state.store.query(query.clone()).await?;
-        for report in &page {
-            analyzer.add(report);
-        }
-        match page.last() {
-            Some(last) if page.len() == ANALYSIS_PAGE => query.after = last.seq,
-            _ => return Ok(analyzer),
-        }
-    }
+    let analysis = state.store.analysis(run.id).await?;
+    tokio::task::spawn_blocking(move || read(&analysis.read().expect("analysis lock")))
+        .await
+        .map_err(|error| Error::Unavailable(format!("analysis failed: {error}")))?
 }
 
-/// Runs `work` on the blocking pool: analysing a large run takes milliseconds of
-/// CPU that must not stall the tasks sharing a worker thread.
-async fn compute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| Error::Unavailable(format!("analysis failed: {error}")))
+/// The `run` parameter alone.
+#[derive(Debug, Default, Deserialize)]
+pub struct RunParam {
+    run: Option<String>,
 }
 
 /// `GET /api/nodes?run=`: one summary per sender.
 pub async fn nodes(
     State(state): State<AppState>,
-    filters: Result<extract::Query<Filters>, QueryRejection>,
+    params: Result<extract::Query<RunParam>, QueryRejection>,
 ) -> Result<Json<Vec<analysis::NodeSummary>>, Error> {
-    let analyzer = analyze_run(&state, filters?.0.run.as_deref()).await?;
-    Ok(Json(analyzer.nodes()))
+    let run = params?.0.run;
+    Ok(Json(
+        read_analysis(&state, run.as_deref(), |live| Ok(live.nodes())).await?,
+    ))
 }
+
+/// Rounds and winner rounds `/api/analysis` shows when `recent` is not given.
+pub const DEFAULT_RECENT: usize = 60;
+/// The most rounds and winner rounds one answer holds.
+pub const MAX_ROUNDS: usize = 200;
 
 /// The parameters of `/api/analysis`.
 #[derive(Debug, Default, Deserialize)]
 pub struct AnalysisParams {
     run: Option<String>,
-    /// Only the newest this many rounds (and every flagged older one).
+    /// Only the newest this many rounds and winner rounds.
     recent: Option<usize>,
 }
 
-/// `GET /api/analysis?run=&recent=`: sync phases, propagation rounds, winner
-/// agreement.
+fn check_count(field: &str, value: usize, low: usize) -> Result<usize, Error> {
+    if value < low || value > MAX_ROUNDS {
+        return Err(Error::BadRequest(format!(
+            "{field}: must be from {low} to {MAX_ROUNDS} (got {value})"
+        )));
+    }
+    Ok(value)
+}
+
+/// `GET /api/analysis?run=&recent=`: nodes and sync phases, the newest rounds and
+/// winner rounds, the totals and the whole-run distributions.
 pub async fn analysis(
     State(state): State<AppState>,
     params: Result<extract::Query<AnalysisParams>, QueryRejection>,
 ) -> Result<Json<analysis::Analysis>, Error> {
     let params = params?.0;
-    let analyzer = analyze_run(&state, params.run.as_deref()).await?;
-    let analysed = compute(move || {
-        let full = analyzer.finish();
-        match params.recent {
-            Some(count) => full.recent(count),
-            None => full,
+    let recent = check_count("recent", params.recent.unwrap_or(DEFAULT_RECENT), 0)?;
+    Ok(Json(
+        read_analysis(&state, params.run.as_deref(), move |live| {
+            Ok(live.summary(recent))
+        })
+        .await?,
+    ))
+}
+
+/// Rounds one `/api/rounds` or `/api/winners` page holds when `limit` is not given.
+pub const DEFAULT_ROUNDS_PAGE: usize = 20;
+
+/// The parameters of `/api/rounds`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RoundsParams {
+    run: Option<String>,
+    kind: Option<RoundKind>,
+    #[serde(default)]
+    flagged: bool,
+    before: Option<usize>,
+    limit: Option<usize>,
+    /// One round of `kind`, with every missing receiver listed.
+    number: Option<usize>,
+}
+
+/// One page of `/api/rounds`.
+#[derive(Debug, Serialize)]
+pub struct RoundsPage {
+    /// Newest first.
+    pub rounds: Vec<analysis::Round>,
+    /// The `before` of the following page; null on the last one.
+    pub next: Option<usize>,
+}
+
+/// `GET /api/rounds?run=&kind=&flagged=&before=&limit=` (or `kind=&number=`).
+pub async fn rounds(
+    State(state): State<AppState>,
+    params: Result<extract::Query<RoundsParams>, QueryRejection>,
+) -> Result<Json<RoundsPage>, Error> {
+    let params = params?.0;
+    let limit = check_count("limit", params.limit.unwrap_or(DEFAULT_ROUNDS_PAGE), 1)?;
+    let page = read_analysis(&state, params.run.as_deref(), move |live| {
+        if let Some(number) = params.number {
+            let kind = params.kind.ok_or_else(|| {
+                Error::BadRequest("kind: required with number (problem, block or reveal)".into())
+            })?;
+            let round = live.round(kind, number, usize::MAX).ok_or_else(|| {
+                Error::NotFound(format!("number: no {kind:?} round {number} in this run"))
+            })?;
+            return Ok(RoundsPage {
+                rounds: vec![round],
+                next: None,
+            });
         }
+        let page = live.rounds_page(params.kind, params.flagged, params.before, limit);
+        Ok(RoundsPage {
+            rounds: page.items,
+            next: page.next,
+        })
     })
     .await?;
-    Ok(Json(analysed))
+    Ok(Json(page))
+}
+
+/// The parameters of `/api/winners`.
+#[derive(Debug, Default, Deserialize)]
+pub struct WinnersParams {
+    run: Option<String>,
+    #[serde(default)]
+    disagreeing: bool,
+    before: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// One page of `/api/winners`.
+#[derive(Debug, Serialize)]
+pub struct WinnersPage {
+    /// Newest first.
+    pub winners: Vec<analysis::WinnerRound>,
+    /// The `before` of the following page; null on the last one.
+    pub next: Option<usize>,
+}
+
+/// `GET /api/winners?run=&disagreeing=&before=&limit=`.
+pub async fn winners(
+    State(state): State<AppState>,
+    params: Result<extract::Query<WinnersParams>, QueryRejection>,
+) -> Result<Json<WinnersPage>, Error> {
+    let params = params?.0;
+    let limit = check_count("limit", params.limit.unwrap_or(DEFAULT_ROUNDS_PAGE), 1)?;
+    let page = read_analysis(&state, params.run.as_deref(), move |live| {
+        let page = live.winners_page(params.disagreeing, params.before, limit);
+        Ok(WinnersPage {
+            winners: page.items,
+            next: page.next,
+        })
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+/// Buckets a timeline answer has when `buckets` is not given.
+pub const DEFAULT_BUCKETS: usize = 200;
+/// The most buckets a timeline answer has.
+pub const MAX_BUCKETS: usize = 2_000;
+/// A window with at most this many reports comes with the reports themselves.
+pub const TIMELINE_REPORTS: u64 = 2_000;
+
+/// The parameters of `/api/timeline`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TimelineParams {
+    run: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    buckets: Option<usize>,
+}
+
+/// `/api/timeline`: a window of the run, counts per sender and event per bucket.
+#[derive(Debug, Serialize)]
+pub struct Timeline {
+    /// The run's earliest report time (null: no reports).
+    pub run_from: Option<i64>,
+    /// The run's latest report time.
+    pub run_to: Option<i64>,
+    /// The window's start (snapped to the aggregation grid).
+    pub from: i64,
+    /// The window's end.
+    pub to: i64,
+    /// Each bucket's width, ns.
+    pub bucket_ns: i64,
+    /// How many buckets.
+    pub buckets: usize,
+    /// Per sender (in name order), counts per event per bucket.
+    pub senders: Vec<SenderCounts>,
+    /// The window's reports, oldest first, when they are at most 2,000; else null.
+    pub reports: Option<Vec<Arc<Report>>>,
+}
+
+/// `GET /api/timeline?run=&from=&to=&buckets=`.
+pub async fn timeline(
+    State(state): State<AppState>,
+    params: Result<extract::Query<TimelineParams>, QueryRejection>,
+) -> Result<Json<Timeline>, Error> {
+    let params = params?.0;
+    let buckets = params.buckets.unwrap_or(DEFAULT_BUCKETS);
+    if buckets == 0 || buckets > MAX_BUCKETS {
+        return Err(Error::BadRequest(format!(
+            "buckets: must be from 1 to {MAX_BUCKETS} (got {buckets})"
+        )));
+    }
+    if let (Some(from), Some(to)) = (params.from, params.to)
+        && from >= to
+    {
+        return Err(Error::BadRequest(format!(
+            "to: must be after from (got from={from}, to={to})"
+        )));
+    }
+    let run = state.store.resolve_run(params.run.as_deref())?;
+    let (mut answer, seqs) = read_analysis(&state, Some(&run.id.to_string()), move |live| {
+        let span = live.span();
+        let from = params.from.or(span.map(|(low, _)| low)).unwrap_or(0);
+        let to = params
+            .to
+            .or(span.map(|(_, high)| high.saturating_add(1)))
+            .unwrap_or(from + 1)
+            .max(from + 1);
+        let (window, senders) = live.timeline(from, to, buckets);
+        let seqs = (window.total <= TIMELINE_REPORTS)
+            .then(|| live.timeline_seqs(window.from, window.to))
+            .flatten();
+        Ok((
+            Timeline {
+                run_from: span.map(|(low, _)| low),
+                run_to: span.map(|(_, high)| high),
+                from: window.from,
+                to: window.to,
+                bucket_ns: window.bucket_ns,
+                buckets: window.buckets,
+                senders,
+                reports: (window.total == 0).then(Vec::new),
+            },
+            seqs,
+        ))
+    })
+    .await?;
+    if let Some((first, last)) = seqs {
+        let reports = state
+            .store
+            .query(Query {
+                run: run.id,
+                after: first - 1,
+                before: Some(last + 1),
+                time: Some((answer.from, answer.to)),
+                limit: TIMELINE_REPORTS as usize,
+                ..Query::default()
+            })
+            .await?;
+        answer.reports = Some(reports);
+    }
+    Ok(Json(answer))
 }
 
 /// `GET /metrics`: the Prometheus exposition (OpenMetrics text), with the current
-/// run's propagation latencies computed at scrape time.
+/// run's propagation latencies from its whole-run distributions.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
-    let analyzer = analyze_run(&state, None).await?;
-    let store = state.store.clone();
-    let text = compute(move || {
-        let rounds = analyzer.rounds();
-        store.metrics().encode(store.subscribers(), &rounds)
+    let metrics = state.metrics.clone();
+    let subscribers = state.store.subscribers();
+    let text = read_analysis(&state, None, move |live| {
+        let propagation: Vec<_> = [RoundKind::Problem, RoundKind::Block, RoundKind::Reveal]
+            .into_iter()
+            .map(|kind| (kind, live.distribution(kind)))
+            .collect();
+        Ok(metrics.encode(subscribers, &propagation))
     })
     .await?;
     Ok((
@@ -197,7 +413,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
 }
 
 /// `GET /api/reports`: `{"reports": [...], "next": seq | null}`, oldest first after
-/// `after`; `next` is the `after` of the following page, null on the last one.
+/// `after` (or with `order=desc`, newest first before `before`); `next` is the
+/// `after` (or `before`) of the following page, null on the last one.
 pub async fn reports(
     State(state): State<AppState>,
     filters: Result<extract::Query<Filters>, QueryRejection>,
@@ -218,9 +435,9 @@ pub async fn reports(
 /// One page of `/api/reports`.
 #[derive(Debug, Serialize)]
 pub struct Page {
-    /// The reports, oldest first.
+    /// The reports, in the order asked for.
     pub reports: Vec<Arc<Report>>,
-    /// The `after` of the next page; `None` on the last page.
+    /// The `after` (or `before`) of the next page; `None` on the last page.
     pub next: Option<u64>,
 }
 
@@ -275,6 +492,7 @@ pub async fn export(
     let format = filters.format.unwrap_or_default();
     let mut query = Filters {
         limit: Some(EXPORT_PAGE),
+        order: None,
         ..filters
     }
     .query(&state)?;

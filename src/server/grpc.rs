@@ -2,9 +2,12 @@
 
 use super::observe;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::pb::performance_stats_server::PerformanceStats;
 use crate::pb::{Ack, BatchAck, PerformanceData};
-use crate::store::{Report, Store, now_unix_nano};
+use crate::report::{Report, now_unix_nano};
+use crate::store::Store;
+use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -18,12 +21,13 @@ pub const MAX_STREAM_BYTES: usize = 64 << 20;
 /// The ingest service over a [`Store`].
 pub struct Ingest {
     store: Store,
+    metrics: Arc<Metrics>,
 }
 
 impl Ingest {
-    /// The service storing into `store`.
-    pub fn new(store: Store) -> Self {
-        Ingest { store }
+    /// The service storing into `store`, counting refusals and latencies in `metrics`.
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+        Ingest { store, metrics }
     }
 }
 
@@ -35,7 +39,7 @@ impl PerformanceStats for Ingest {
     ) -> Result<Response<Ack>, Status> {
         let started = Instant::now();
         let answer = self.store_one(request.into_inner()).await;
-        observe(&self.store, started, &answer);
+        observe(&self.metrics, started, &answer);
         Ok(Response::new(answer?))
     }
 
@@ -50,11 +54,11 @@ impl PerformanceStats for Ingest {
             Err(Collect::Broken(status)) => {
                 // The stream itself failed (too large a message, a dropped
                 // connection): its status goes back as it is.
-                self.store.metrics().rejected("stream");
+                self.metrics.rejected("stream");
                 return Err(status);
             }
         };
-        observe(&self.store, started, &answer);
+        observe(&self.metrics, started, &answer);
         Ok(Response::new(answer?))
     }
 }

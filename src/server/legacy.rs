@@ -6,7 +6,8 @@ use super::AppState;
 use crate::error::Error;
 use crate::event::InvalidReport;
 use crate::pb::{Event, PerformanceData};
-use crate::store::{Query, Report, now_unix_nano};
+use crate::report::{Report, now_unix_nano};
+use crate::store::Query;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -89,7 +90,7 @@ fn required(field: &'static str, value: &str) -> Result<(), Error> {
 pub async fn send(State(state): State<AppState>, body: Bytes) -> Result<&'static str, Error> {
     let started = std::time::Instant::now();
     let answer = store_form(&state, &body).await;
-    super::observe(&state.store, started, &answer);
+    super::observe(&state.metrics, started, &answer);
     answer
 }
 

@@ -12,6 +12,7 @@ mod stream;
 pub use auth::Tokens;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};
 
+use crate::metrics::Metrics;
 use crate::pb::{self, performance_stats_server::PerformanceStatsServer};
 use crate::store::Store;
 use std::future::Future;
@@ -29,6 +30,8 @@ pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024;
 pub struct AppState {
     /// The store.
     pub store: Store,
+    /// The metrics (the same the store's observer counts into).
+    pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server shuts down, ending long-lived responses (SSE).
     pub shutdown: watch::Receiver<bool>,
 }
@@ -38,15 +41,16 @@ pub struct AppState {
 pub struct Options {
     /// Bearer tokens for writes and reads (none: open).
     pub tokens: Tokens,
+    /// Where requests are counted; give the store the same as its observer.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Records an ingest answer's latency, and its reason if it was refused.
 pub(crate) fn observe<T>(
-    store: &Store,
+    metrics: &Metrics,
     started: std::time::Instant,
     answer: &Result<T, crate::Error>,
 ) {
-    let metrics = store.metrics();
     metrics.ingest(started.elapsed());
     if let Err(error) = answer {
         metrics.rejected(error.reason());
@@ -72,10 +76,11 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .expect("the embedded descriptor sets are valid");
     let guard = Arc::new(auth::Guard {
         tokens: options.tokens.clone(),
-        metrics: state.store.metrics().clone(),
+        metrics: state.metrics.clone(),
     });
-    let ingest = PerformanceStatsServer::new(Ingest::new(state.store.clone()))
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let ingest =
+        PerformanceStatsServer::new(Ingest::new(state.store.clone(), state.metrics.clone()))
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     Routes::new(ingest)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -97,6 +102,7 @@ pub async fn run(
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
+        metrics: options.metrics.clone(),
         shutdown: stopped,
     };
     let app = app(state, &options).await;

@@ -9,7 +9,8 @@
 use super::AppState;
 use super::api::Filters;
 use crate::error::Error;
-use crate::store::{Query, Report, Store};
+use crate::report::Report;
+use crate::store::{Query, Store};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{self, State};
 use axum::http::HeaderMap;

@@ -6,9 +6,10 @@
 //! 320 as `Arc<Report>`): senders interned, UUID report ids as 16 bytes, and the
 //! idempotency index keyed by a 64-bit hash of the id.
 
-use super::{Inserted, Query, Reader, Report, RunInfo, Writer};
+use super::{Inserted, Query, Reader, RunInfo, Writer};
 use crate::error::Error;
 use crate::pb::Event;
+use crate::report::Report;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
@@ -220,6 +221,21 @@ impl Writer for MemoryWriter {
     }
 }
 
+impl Data {
+    /// The positions of the kept reports with seqs in `from..to`.
+    fn positions(&self, from: u64, to: u64) -> std::ops::Range<usize> {
+        let position = |seq: u64| {
+            usize::try_from(
+                seq.saturating_sub(self.first_seq)
+                    .min(self.reports.len() as u64),
+            )
+            .unwrap_or(usize::MAX)
+        };
+        let start = position(from);
+        start..position(to).max(start)
+    }
+}
+
 impl Reader for MemoryReader {
     fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error> {
         let data = self.data.read().expect("memory lock");
@@ -230,32 +246,55 @@ impl Reader for MemoryReader {
             },
             None => None,
         };
-        let start = query
-            .after
-            .saturating_add(1)
-            .max(seqs.start)
-            .max(data.first_seq);
-        let skip = usize::try_from(start - data.first_seq).unwrap_or(usize::MAX);
-        let end = usize::try_from(seqs.end.saturating_sub(data.first_seq)).unwrap_or(usize::MAX);
+        let from = query.after.saturating_add(1).max(seqs.start);
+        let to = query.before.map_or(seqs.end, |before| before.min(seqs.end));
+        let positions = data.positions(from, to);
         let text = query.text.as_deref();
-        Ok(data
-            .reports
-            .iter()
-            .enumerate()
-            .take(end)
-            .skip(skip)
-            .filter(|(_, kept)| {
-                u64::from(kept.run) == query.run
-                    && sender.is_none_or(|index| index == kept.sender)
-                    && query.event.is_none_or(|event| event == kept.event)
-                    && text.is_none_or(|text| {
-                        kept.message.contains(text)
-                            || data.senders[kept.sender as usize].contains(text)
-                    })
-            })
-            .take(query.limit)
-            .map(|(index, kept)| Arc::new(data.report(data.first_seq + index as u64, kept)))
-            .collect())
+        let selected = |index: &usize| {
+            let kept = &data.reports[*index];
+            u64::from(kept.run) == query.run
+                && sender.is_none_or(|sender| sender == kept.sender)
+                && query.event.is_none_or(|event| event == kept.event)
+                && text.is_none_or(|text| {
+                    kept.message.contains(text) || data.senders[kept.sender as usize].contains(text)
+                })
+                && query
+                    .time
+                    .is_none_or(|(from, to)| (from..to).contains(&kept.time_unix_nano))
+        };
+        let report = |index: usize| {
+            Arc::new(data.report(data.first_seq + index as u64, &data.reports[index]))
+        };
+        Ok(if query.descending {
+            positions
+                .rev()
+                .filter(selected)
+                .take(query.limit)
+                .map(report)
+                .collect()
+        } else {
+            positions
+                .filter(selected)
+                .take(query.limit)
+                .map(report)
+                .collect()
+        })
+    }
+
+    fn scan(
+        &self,
+        seqs: std::ops::Range<u64>,
+        limit: usize,
+        visit: &mut dyn FnMut(&Report),
+    ) -> Result<u64, Error> {
+        let data = self.data.read().expect("memory lock");
+        let mut last = 0;
+        for index in data.positions(seqs.start, seqs.end).take(limit) {
+            let seq = data.first_seq + index as u64;
+            visit(&data.report(seq, &data.reports[index]));
+            last = seq;
+        }
+        Ok(last)
     }
 }
 

@@ -11,15 +11,25 @@
 //! - memory: the caller itself, when no other caller is committing (leader and
 //!   followers). An in-memory append takes well under a microsecond, far less than
 //!   waking another thread would.
+//!
+//! Every commit also updates the current run's [`LiveAnalysis`] and tells the
+//! [`CommitObserver`] (the metrics) what it stored, before any caller is answered:
+//! a client that reads after its ACK sees its report counted everywhere.
 
+mod analyses;
 mod memory;
-mod report;
+mod records;
 mod sqlite;
 
-pub use report::{Query, Receipt, Report, RunInfo};
+/// Kept while callers move to [`crate::report`].
+pub use crate::report::now_unix_nano;
+pub use analyses::SharedAnalysis;
+pub use records::{Query, Receipt, RunInfo};
 
+use crate::analysis::live::LiveAnalysis;
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::report::Report;
+use analyses::Analyses;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -30,6 +40,8 @@ const FEED_CAPACITY: usize = 4096;
 /// Rounds one caller commits for others before it hands the work to a fresh task,
 /// so no caller waits long for its own answer under constant load.
 const LEADER_ROUNDS: usize = 16;
+/// Reports read per step while an analysis is built from the store.
+const SCAN_PAGE: usize = 50_000;
 /// How often an idle committer thread checks whether its store is gone.
 const COMMITTER_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -52,8 +64,21 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Start a new run with this name instead of continuing the latest one.
     pub new_run: Option<String>,
-    /// Where stored reports, duplicates and commit times are counted.
-    pub metrics: Arc<Metrics>,
+    /// Told what each commit stored (the metrics count it).
+    pub observer: Arc<dyn CommitObserver>,
+}
+
+/// Who hears what the store committed, before callers are answered. Called on the
+/// committing thread: keep it quick.
+pub trait CommitObserver: Send + Sync + std::fmt::Debug {
+    /// `stored` were newly stored, `duplicates` answered as already stored, in one
+    /// commit that took `elapsed`.
+    fn committed(&self, stored: &[&Report], duplicates: u64, elapsed: std::time::Duration);
+}
+
+/// An observer that ignores everything.
+impl CommitObserver for () {
+    fn committed(&self, _: &[&Report], _: u64, _: std::time::Duration) {}
 }
 
 /// The writer-side operations a backend offers; called only by whoever holds the
@@ -84,9 +109,17 @@ enum Inserted {
 
 /// The read side of a backend: safe to call from any thread while the writer writes.
 trait Reader: Send + Sync {
-    /// Reports matching `query`, oldest first; `seqs` is where the run's reports
+    /// Reports matching `query`, in its order; `seqs` is where the run's reports
     /// are (runs are contiguous seq ranges, so no index by run is needed).
     fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error>;
+    /// Shows `visit` the reports with seqs in `seqs`, oldest first, at most `limit`
+    /// of them; returns the last seq shown (0: none).
+    fn scan(
+        &self,
+        seqs: std::ops::Range<u64>,
+        limit: usize,
+        visit: &mut dyn FnMut(&Report),
+    ) -> Result<u64, Error>;
 }
 
 /// Where the receipts of one append go.
@@ -134,7 +167,8 @@ struct Core {
     runs: RwLock<Runs>,
     feed: broadcast::Sender<Arc<Report>>,
     last_seq: AtomicU64,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn CommitObserver>,
+    analyses: Analyses,
 }
 
 impl Store {
@@ -159,6 +193,8 @@ impl Store {
             start_run(writer.as_mut(), &mut runs, config.new_run)?;
         }
         let last_seq = AtomicU64::new(writer.last_seq()?);
+        let current = runs.current().clone();
+        let analysis = build_analysis(reader.as_ref(), seq_range(&runs.all, current.id))?;
         let core = Arc::new(Core {
             queue: Mutex::new(Some(Vec::new())),
             writer: Mutex::new(writer),
@@ -167,7 +203,8 @@ impl Store {
             runs: RwLock::new(runs),
             feed: broadcast::channel(FEED_CAPACITY).0,
             last_seq,
-            metrics: config.metrics,
+            observer: config.observer,
+            analyses: Analyses::new(current.id, analysis),
         });
         if threaded {
             let weak = Arc::downgrade(&core);
@@ -220,18 +257,9 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("run: no run with id or name {wanted:?}")))
     }
 
-    /// Reports matching `query`, oldest first, read without waiting for writes.
+    /// Reports matching `query`, in its order, read without waiting for writes.
     pub async fn query(&self, query: Query) -> Result<Vec<Arc<Report>>, Error> {
-        let seqs = {
-            let runs = self.core.runs.read().expect("runs lock");
-            let mut from_here = runs.all.iter().skip_while(|run| run.id != query.run);
-            match from_here.next() {
-                Some(run) => {
-                    run.first_seq..from_here.next().map_or(u64::MAX, |next| next.first_seq)
-                }
-                None => 0..0,
-            }
-        };
+        let seqs = seq_range(&self.core.runs.read().expect("runs lock").all, query.run);
         let reader = self.core.reader.clone();
         tokio::task::spawn_blocking(move || reader.query(&query, seqs))
             .await
@@ -250,9 +278,15 @@ impl Store {
         self.core.last_seq.load(Ordering::Acquire)
     }
 
-    /// The service's metrics (the store counts what it stores).
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.core.metrics
+    /// Run `run`'s analysis, kept current for the current run; an older run's is
+    /// built from its reports the first time (O(run), once) and a few are kept.
+    pub async fn analysis(&self, run: u64) -> Result<SharedAnalysis, Error> {
+        let seqs = seq_range(&self.core.runs.read().expect("runs lock").all, run);
+        let reader = self.core.reader.clone();
+        self.core
+            .analyses
+            .get(run, move || build_analysis(reader.as_ref(), seqs))
+            .await
     }
 
     /// How many live-feed subscribers there are now.
@@ -323,11 +357,29 @@ fn closed() -> Error {
     Error::Unavailable("store: shutting down".into())
 }
 
-/// Now, in nanoseconds since the Unix epoch.
-pub fn now_unix_nano() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as i64)
+/// Where run `run`'s reports are: runs are contiguous seq ranges.
+fn seq_range(runs: &[RunInfo], run: u64) -> std::ops::Range<u64> {
+    let mut from_here = runs.iter().skip_while(|info| info.id != run);
+    match from_here.next() {
+        Some(info) => info.first_seq..from_here.next().map_or(u64::MAX, |next| next.first_seq),
+        None => 0..0,
+    }
+}
+
+/// The analysis of the reports in `seqs`, read page by page.
+fn build_analysis(reader: &dyn Reader, seqs: std::ops::Range<u64>) -> Result<LiveAnalysis, Error> {
+    let mut analysis = LiveAnalysis::default();
+    let mut from = seqs.start;
+    while from < seqs.end {
+        let last = reader.scan(from..seqs.end, SCAN_PAGE, &mut |report| {
+            analysis.add(report)
+        })?;
+        if last == 0 {
+            break;
+        }
+        from = last + 1;
+    }
+    Ok(analysis)
 }
 
 fn start_run(
@@ -441,7 +493,11 @@ impl Core {
                         std::mem::take(&mut waiting),
                     );
                     let mut runs = self.runs.write().expect("runs lock");
-                    let _ = reply.send(start_run(writer, &mut runs, name));
+                    let started = start_run(writer, &mut runs, name);
+                    if let Ok(run) = &started {
+                        self.analyses.start(run.id);
+                    }
+                    let _ = reply.send(started);
                 }
             }
         }
@@ -465,7 +521,7 @@ impl Core {
         }
         let started = std::time::Instant::now();
         let outcome = writer.insert(reports);
-        self.metrics.commit(started.elapsed());
+        let elapsed = started.elapsed();
         let (inserted, evicted) = match outcome {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -476,16 +532,38 @@ impl Core {
                 return;
             }
         };
-        self.metrics
-            .stored(inserted.iter().filter_map(|outcome| match outcome {
+        let stored: Vec<&Report> = inserted
+            .iter()
+            .filter_map(|outcome| match outcome {
                 Inserted::New(report) => Some(report.as_ref()),
                 Inserted::Duplicate { .. } => None,
-            }));
-        let stored = inserted
-            .iter()
-            .filter(|outcome| matches!(outcome, Inserted::New(_)))
-            .count() as u64;
-        self.metrics.duplicates(inserted.len() as u64 - stored);
+            })
+            .collect();
+        // Counts, analysis and metrics first, so that whoever is answered below
+        // and reads at once sees its reports everywhere.
+        if !stored.is_empty() || !evicted.is_empty() {
+            let mut runs = self.runs.write().expect("runs lock");
+            for run in &mut runs.all {
+                if run.id == current.id {
+                    run.reports += stored.len() as u64;
+                }
+                let gone = evicted.iter().filter(|id| **id == run.id).count() as u64;
+                run.reports -= gone;
+                run.evicted += gone;
+            }
+        }
+        if !stored.is_empty() {
+            let (run, analysis) = self.analyses.current();
+            if run == current.id {
+                let mut analysis = analysis.write().expect("analysis lock");
+                for report in &stored {
+                    analysis.add(report);
+                }
+            }
+        }
+        self.observer
+            .committed(&stored, (inserted.len() - stored.len()) as u64, elapsed);
+        drop(stored);
         let mut outcomes = inserted.into_iter();
         {
             let runs = self.runs.read().expect("runs lock");
@@ -518,17 +596,6 @@ impl Core {
                     })
                     .collect();
                 let _ = reply.send(Ok(receipts));
-            }
-        }
-        if stored > 0 || !evicted.is_empty() {
-            let mut runs = self.runs.write().expect("runs lock");
-            for run in &mut runs.all {
-                if run.id == current.id {
-                    run.reports += stored;
-                }
-                let gone = evicted.iter().filter(|id| **id == run.id).count() as u64;
-                run.reports -= gone;
-                run.evicted += gone;
             }
         }
     }

@@ -5,9 +5,10 @@
 //! being killed (the data is in the OS page cache before the commit returns); a
 //! power cut may lose the last few commits.
 
-use super::{Inserted, Query, Reader, Report, RunInfo, Writer};
+use super::{Inserted, Query, Reader, RunInfo, Writer};
 use crate::error::Error;
 use crate::pb::Event;
+use crate::report::Report;
 use rusqlite::{Connection, OpenFlags, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -160,42 +161,82 @@ impl Writer for SqliteWriter {
     }
 }
 
+/// The columns of a report, in the order [`report_from_row`] reads them.
+const COLUMNS: &str =
+    "seq, run, time_unix_nano, received_unix_nano, sender, event, message, report_id";
+
+fn report_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Report> {
+    Ok(Report {
+        seq: row.get(0)?,
+        run: row.get(1)?,
+        time_unix_nano: row.get(2)?,
+        received_unix_nano: row.get(3)?,
+        sender: row.get(4)?,
+        event: Event::try_from(row.get::<_, i32>(5)?).unwrap_or(Event::Unspecified),
+        message: row.get(6)?,
+        report_id: row.get(7)?,
+    })
+}
+
+/// A seq as SQLite's signed integer.
+fn sql_seq(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
+}
+
 impl Reader for SqliteReader {
     fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error> {
         let connection = self.connection.lock().expect("reader lock");
-        let mut statement = connection.prepare_cached(
-            "SELECT seq, run, time_unix_nano, received_unix_nano, sender, event, message, report_id
+        let order = if query.descending { "DESC" } else { "ASC" };
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT {COLUMNS}
              FROM reports
              WHERE seq > ?2 AND seq >= ?7 AND seq < ?8 AND run = ?1
                AND (?3 IS NULL OR sender = ?3)
                AND (?4 IS NULL OR event = ?4)
                AND (?5 IS NULL OR instr(message, ?5) > 0 OR instr(sender, ?5) > 0)
-             ORDER BY seq LIMIT ?6",
-        )?;
+               AND (?9 IS NULL OR (time_unix_nano >= ?9 AND time_unix_nano < ?10))
+             ORDER BY seq {order} LIMIT ?6"
+        ))?;
+        let end = query.before.map_or(seqs.end, |before| before.min(seqs.end));
         let rows = statement.query_map(
             params![
                 query.run,
-                query.after,
+                sql_seq(query.after),
                 query.sender,
                 query.event.map(|event| event as i32),
                 query.text,
                 query.limit as i64,
-                seqs.start.min(i64::MAX as u64) as i64,
-                seqs.end.min(i64::MAX as u64) as i64,
+                sql_seq(seqs.start),
+                sql_seq(end),
+                query.time.map(|(from, _)| from),
+                query.time.map(|(_, to)| to),
             ],
-            |row| {
-                Ok(Arc::new(Report {
-                    seq: row.get(0)?,
-                    run: row.get(1)?,
-                    time_unix_nano: row.get(2)?,
-                    received_unix_nano: row.get(3)?,
-                    sender: row.get(4)?,
-                    event: Event::try_from(row.get::<_, i32>(5)?).unwrap_or(Event::Unspecified),
-                    message: row.get(6)?,
-                    report_id: row.get(7)?,
-                }))
-            },
+            |row| report_from_row(row).map(Arc::new),
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn scan(
+        &self,
+        seqs: std::ops::Range<u64>,
+        limit: usize,
+        visit: &mut dyn FnMut(&Report),
+    ) -> Result<u64, Error> {
+        let connection = self.connection.lock().expect("reader lock");
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM reports WHERE seq >= ?1 AND seq < ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let mut rows = statement.query(params![
+            sql_seq(seqs.start),
+            sql_seq(seqs.end),
+            limit as i64
+        ])?;
+        let mut last = 0;
+        while let Some(row) = rows.next()? {
+            let report = report_from_row(row)?;
+            last = report.seq;
+            visit(&report);
+        }
+        Ok(last)
     }
 }

@@ -80,7 +80,7 @@ pub async fn serve_with(
     let store = Store::open(StoreConfig {
         backend,
         new_run: None,
-        metrics: Default::default(),
+        observer: options.metrics.clone(),
     })
     .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

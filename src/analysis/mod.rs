@@ -5,9 +5,22 @@
 //!
 //! Times are the nodes' own event times (`time_unix_nano`); durations are in
 //! milliseconds.
+//!
+//! This module holds the definitions, as a fold over a run's reports
+//! ([`Analyzer`]); [`live::LiveAnalysis`] keeps the same answers current as reports
+//! are stored, so that reads never fold a run.
+//!
+//! # Layout
+//! - [`distribution`]: whole-run latency distributions (log buckets, exact max).
+//! - [`live`]: the analysis kept current at ingest.
+//! - [`timeline`]: counts per sender, event and time bucket, at four resolutions.
+
+pub mod distribution;
+pub mod live;
+pub mod timeline;
 
 use crate::pb::Event;
-use crate::store::Report;
+use crate::report::Report;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,7 +54,9 @@ pub const ROUND_KINDS: [(RoundKind, Event, Event); 3] = [
 ];
 
 /// The kinds of propagation round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RoundKind {
     /// `RA_NEW_PROBLEM_SENT` → `SIMTASK_RECEIVED`.
@@ -89,8 +104,11 @@ pub struct Round {
     /// Each receiver's delay, ms from sending to its first matching report before
     /// the next round of the kind.
     pub latency_ms: BTreeMap<String, f64>,
-    /// The run's other senders that never reported receiving it.
+    /// The run's other senders that never reported receiving it (in summaries and
+    /// pages, the first [`live::MISSING_SHOWN`] by name).
     pub missing: Vec<String>,
+    /// How many of the run's other senders never reported receiving it.
+    pub missing_count: usize,
     /// The median latency (nearest rank), if anyone received it.
     pub p50_ms: Option<f64>,
     /// The 95th percentile latency (nearest rank).
@@ -110,41 +128,31 @@ pub struct WinnerRound {
     pub by_winner: BTreeMap<String, Vec<String>>,
 }
 
-/// `GET /api/analysis`: sync phases, propagation rounds, winner agreement.
+/// `GET /api/analysis`: sync phases, the newest propagation and winner rounds, the
+/// totals, and the whole-run latency distributions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
     /// One entry per sender.
     pub nodes: Vec<NodeSummary>,
-    /// Propagation rounds, in the order sent (all, or see [`Analysis::recent`]).
+    /// Propagation rounds ordered by (time sent, kind): all from the fold, the
+    /// newest few in a summary.
     pub rounds: Vec<Round>,
     /// How many propagation rounds the run has.
     pub rounds_total: usize,
-    /// Problem rounds with `BLOCK_WINNER_FOUND` reports (all, or see
-    /// [`Analysis::recent`]).
+    /// How many of them some other sender never received.
+    pub rounds_flagged: usize,
+    /// Problem rounds with `BLOCK_WINNER_FOUND` reports, in round order (all, or the
+    /// newest few).
     pub winners: Vec<WinnerRound>,
     /// How many such problem rounds the run has.
     pub winners_total: usize,
+    /// How many of them named more than one winner.
+    pub winners_disagreeing: usize,
+    /// Per round kind, the latencies of every receipt of the run.
+    pub distributions: BTreeMap<RoundKind, distribution::Summary>,
 }
 
-impl Analysis {
-    /// Keeps the newest `count` rounds and winner rounds, and every older one that
-    /// needs attention (a node missing, nodes disagreeing): what a live view shows.
-    pub fn recent(mut self, count: usize) -> Analysis {
-        fn keep<T>(items: &mut Vec<T>, count: usize, flagged: impl Fn(&T) -> bool) {
-            let cut = items.len().saturating_sub(count);
-            let mut index = 0;
-            items.retain(|item| {
-                index += 1;
-                index > cut || flagged(item)
-            });
-        }
-        keep(&mut self.rounds, count, |round| !round.missing.is_empty());
-        keep(&mut self.winners, count, |round| !round.agree);
-        self
-    }
-}
-
-fn millis(from: i64, to: i64) -> f64 {
+pub(crate) fn millis(from: i64, to: i64) -> f64 {
     (to - from) as f64 / 1e6
 }
 
@@ -256,16 +264,42 @@ impl Analyzer {
         winners(&self.kept)
     }
 
-    /// The whole analysis.
+    /// The whole analysis, every round and winner round included.
     pub fn finish(&self) -> Analysis {
         let rounds = self.rounds();
         let winners = self.winners();
+        let mut distributions: BTreeMap<RoundKind, distribution::Distribution> = ROUND_KINDS
+            .iter()
+            .map(|(kind, ..)| (*kind, Default::default()))
+            .collect();
+        for round in &rounds {
+            let latencies = distributions.get_mut(&round.kind).expect("every kind");
+            let mut max = None;
+            for ms in round.latency_ms.values() {
+                // Exact: latencies are whole ns, far below 2^52.
+                let ns = (ms * 1e6).round() as i64;
+                latencies.add(ns);
+                max = max.max(Some(ns));
+            }
+            if let Some(max) = max {
+                latencies.add_max(max);
+            }
+        }
         Analysis {
             nodes: self.nodes(),
             rounds_total: rounds.len(),
+            rounds_flagged: rounds
+                .iter()
+                .filter(|round| round.missing_count > 0)
+                .count(),
             rounds,
             winners_total: winners.len(),
+            winners_disagreeing: winners.iter().filter(|round| !round.agree).count(),
             winners,
+            distributions: distributions
+                .into_iter()
+                .map(|(kind, latencies)| (kind, latencies.summary()))
+                .collect(),
         }
     }
 }
@@ -285,7 +319,7 @@ pub fn nodes(reports: &[impl AsRef<Report>]) -> Vec<NodeSummary> {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], fraction: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], fraction: f64) -> Option<f64> {
     let rank = (fraction * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.max(1) - 1).copied()
 }
@@ -346,6 +380,7 @@ fn rounds_among(reports: &[impl AsRef<Report>], senders: &BTreeSet<&str>) -> Vec
                 sent_unix_nano: origin.time_unix_nano,
                 message: origin.message.clone(),
                 latency_ms,
+                missing_count: missing.len(),
                 missing,
                 p50_ms: percentile(&sorted, 0.50),
                 p95_ms: percentile(&sorted, 0.95),
@@ -588,24 +623,6 @@ mod tests {
         assert!(!second.agree);
         assert_eq!(second.by_winner["1f"], ["1f", "2f", "4l", "5l", "6l"]);
         assert_eq!(second.by_winner["2f"], ["3f"]);
-    }
-
-    #[test]
-    fn recent_keeps_the_newest_and_every_flagged_round() {
-        let full = analyse(&network());
-        assert_eq!((full.rounds_total, full.winners_total), (6, 3));
-        let recent = full.clone().recent(1);
-        let kept: Vec<(RoundKind, usize)> =
-            recent.rounds.iter().map(|r| (r.kind, r.number)).collect();
-        assert_eq!(
-            kept,
-            [(RoundKind::Block, 2), (RoundKind::Block, 3)],
-            "block 2 missed 5l"
-        );
-        let winners: Vec<usize> = recent.winners.iter().map(|w| w.round).collect();
-        assert_eq!(winners, [2, 3], "round 2 disagreed");
-        assert_eq!((recent.rounds_total, recent.winners_total), (6, 3));
-        assert_eq!(full.clone().recent(100), full);
     }
 
     #[test]

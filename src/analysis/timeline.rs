@@ -1,0 +1,159 @@
+//! Report counts per sender, per event, per time bucket, kept at four resolutions
+//! (1 s, 16 s, 256 s, 4,096 s) so that any window is answered from the coarsest
+//! level fine enough for it: a window of B buckets reads at most about 16·B level
+//! buckets, whatever the run's length.
+
+use std::collections::BTreeMap;
+
+const SECOND: i64 = 1_000_000_000;
+/// The bucket widths of the levels, ns.
+pub const LEVELS: [i64; 4] = [SECOND, 16 * SECOND, 256 * SECOND, 4096 * SECOND];
+/// Bits of a cell key that hold the event index.
+const EVENT_BITS: u32 = 5;
+
+/// One level: bucket number → (sender << 5 | event, count), sorted by key.
+type Level = BTreeMap<i64, Vec<(u32, u32)>>;
+
+/// `value / by` rounded up (`by` > 0).
+fn ceil_div(value: i64, by: i64) -> i64 {
+    -((-value).div_euclid(by))
+}
+
+/// A run's timeline counts.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    levels: [Level; 4],
+    /// Finest-level bucket → the smallest and largest seq of its reports, so the
+    /// reports of a narrow window can be read by seq range.
+    seqs: BTreeMap<i64, (u64, u64)>,
+    span: Option<(i64, i64)>,
+}
+
+/// The counts of one window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Window {
+    /// Its start (snapped down to the level's grid), ns.
+    pub from: i64,
+    /// Its end, `from + buckets * bucket_ns`.
+    pub to: i64,
+    /// Each bucket's width, ns.
+    pub bucket_ns: i64,
+    /// How many buckets.
+    pub buckets: usize,
+    /// (sender id, event index, counts per bucket) for every non-zero pair.
+    pub counts: Vec<(u32, usize, Vec<u64>)>,
+    /// How many reports fall in the window.
+    pub total: u64,
+}
+
+impl Timeline {
+    /// Counts one report.
+    pub fn add(&mut self, time: i64, seq: u64, sender: u32, event: usize) {
+        let key = sender << EVENT_BITS | event as u32;
+        for (level, width) in self.levels.iter_mut().zip(LEVELS) {
+            let cells = level.entry(time.div_euclid(width)).or_default();
+            match cells.binary_search_by_key(&key, |(cell, _)| *cell) {
+                Ok(found) => cells[found].1 += 1,
+                Err(at) => cells.insert(at, (key, 1)),
+            }
+        }
+        let range = self
+            .seqs
+            .entry(time.div_euclid(LEVELS[0]))
+            .or_insert((seq, seq));
+        range.0 = range.0.min(seq);
+        range.1 = range.1.max(seq);
+        self.span = Some(match self.span {
+            Some((low, high)) => (low.min(time), high.max(time)),
+            None => (time, time),
+        });
+    }
+
+    /// The earliest and latest report time.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        self.span
+    }
+
+    /// The counts of the window `from..to` in about `buckets` buckets (the start
+    /// snaps down, and the width up, to the grid of the level used).
+    pub fn window(&self, from: i64, to: i64, buckets: usize) -> Window {
+        let buckets = buckets.max(1) as i64;
+        let wanted = (to.saturating_sub(from).max(1) + buckets - 1) / buckets;
+        let level = LEVELS
+            .iter()
+            .rposition(|width| *width <= wanted)
+            .unwrap_or(0);
+        let width = LEVELS[level];
+        let bucket_ns = ceil_div(wanted, width).max(1) * width;
+        let from = from.div_euclid(width) * width;
+        let count = (to.saturating_sub(from).max(1) + bucket_ns - 1) / bucket_ns;
+        let to = from.saturating_add(count.saturating_mul(bucket_ns));
+        let mut by_key: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        let mut total = 0;
+        for (bucket, cells) in self.levels[level].range(from / width..ceil_div(to, width)) {
+            let index = ((bucket * width - from) / bucket_ns) as usize;
+            for (key, n) in cells {
+                let counts = by_key
+                    .entry(*key)
+                    .or_insert_with(|| vec![0; count as usize]);
+                counts[index] += u64::from(*n);
+                total += u64::from(*n);
+            }
+        }
+        Window {
+            from,
+            to,
+            bucket_ns,
+            buckets: count as usize,
+            counts: by_key
+                .into_iter()
+                .map(|(key, counts)| (key >> EVENT_BITS, (key & 31) as usize, counts))
+                .collect(),
+            total,
+        }
+    }
+
+    /// The smallest and largest seq of the reports in `from..to`, if any: costs one
+    /// step per non-empty second of the window, so ask only of windows known to
+    /// hold few reports.
+    pub fn seqs(&self, from: i64, to: i64) -> Option<(u64, u64)> {
+        self.seqs
+            .range(from.div_euclid(LEVELS[0])..ceil_div(to, LEVELS[0]))
+            .map(|(_, range)| *range)
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_counts_what_falls_in_its_buckets() {
+        let mut timeline = Timeline::default();
+        // Sender 1 reports event 3 every 100 ms for 100 s; sender 2 once at 50 s.
+        for i in 0..1_000i64 {
+            timeline.add(i * SECOND / 10, i as u64 + 1, 1, 3);
+        }
+        timeline.add(50 * SECOND, 1_001, 2, 7);
+        let all = timeline.window(0, 100 * SECOND, 10);
+        assert_eq!((all.from, all.bucket_ns, all.buckets), (0, 10 * SECOND, 10));
+        assert_eq!(all.total, 1_001);
+        assert_eq!(all.counts[0], (1, 3, vec![100; 10]));
+        assert_eq!(all.counts[1].2[5], 1);
+        assert_eq!(timeline.seqs(all.from, all.to), Some((1, 1_001)));
+        // A narrow window uses the finest level: 1 s buckets.
+        let narrow = timeline.window(20 * SECOND + 5, 23 * SECOND, 100);
+        assert_eq!(
+            (narrow.from, narrow.bucket_ns, narrow.buckets),
+            (20 * SECOND, SECOND, 3)
+        );
+        assert_eq!(narrow.total, 30);
+        assert_eq!(timeline.seqs(narrow.from, narrow.to), Some((201, 230)));
+        // A wide window over a coarse level.
+        let wide = timeline.window(0, 4_000 * SECOND, 5);
+        assert_eq!((wide.bucket_ns, wide.buckets), (1_024 * SECOND, 4));
+        assert_eq!(wide.total, 1_001);
+        assert_eq!(timeline.span(), Some((0, 999 * SECOND / 10)));
+    }
+}

@@ -1,0 +1,94 @@
+//! Each run's [`LiveAnalysis`], held by the store: the current run's is updated at
+//! every commit; an older run's is built once from its reports when first asked
+//! for, and the few most recently asked for are kept.
+
+use crate::analysis::live::LiveAnalysis;
+use crate::error::Error;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::OnceCell;
+
+/// Older runs whose analysis is kept after being built (enough to compare two).
+const OLDER_KEPT: usize = 2;
+
+/// One run's analysis, shared by the committer and readers.
+pub type SharedAnalysis = Arc<RwLock<LiveAnalysis>>;
+
+/// An older run's analysis, built by the first reader that asks.
+type Building = Arc<OnceCell<SharedAnalysis>>;
+
+/// The analyses the store holds.
+pub(super) struct Analyses {
+    current: Mutex<(u64, SharedAnalysis)>,
+    older: Mutex<VecDeque<(u64, Building)>>,
+}
+
+impl Analyses {
+    /// Starts with `analysis` as run `run`'s, the current one.
+    pub(super) fn new(run: u64, analysis: LiveAnalysis) -> Analyses {
+        Analyses {
+            current: Mutex::new((run, Arc::new(RwLock::new(analysis)))),
+            older: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The current run's analysis (the committer updates it).
+    pub(super) fn current(&self) -> (u64, SharedAnalysis) {
+        let current = self.current.lock().expect("analyses lock");
+        (current.0, current.1.clone())
+    }
+
+    /// Makes a new, empty run current; the one before is kept as the newest older.
+    pub(super) fn start(&self, run: u64) {
+        let fresh = Arc::new(RwLock::new(LiveAnalysis::default()));
+        let (old_run, old) = std::mem::replace(
+            &mut *self.current.lock().expect("analyses lock"),
+            (run, fresh),
+        );
+        self.keep(old_run, Arc::new(OnceCell::new_with(Some(old))));
+    }
+
+    fn keep(&self, run: u64, building: Building) {
+        let mut older = self.older.lock().expect("analyses lock");
+        older.retain(|(kept, _)| *kept != run);
+        older.push_front((run, building));
+        older.truncate(OLDER_KEPT);
+    }
+
+    /// Run `run`'s analysis, from `build` (run on the blocking pool) the first time.
+    pub(super) async fn get(
+        &self,
+        run: u64,
+        build: impl FnOnce() -> Result<LiveAnalysis, Error> + Send + 'static,
+    ) -> Result<SharedAnalysis, Error> {
+        {
+            let current = self.current.lock().expect("analyses lock");
+            if current.0 == run {
+                return Ok(current.1.clone());
+            }
+        }
+        let building = {
+            let older = self.older.lock().expect("analyses lock");
+            older
+                .iter()
+                .find(|(kept, _)| *kept == run)
+                .map(|(_, building)| building.clone())
+        };
+        let building = building.unwrap_or_else(|| {
+            let building: Building = Arc::new(OnceCell::new());
+            self.keep(run, building.clone());
+            building
+        });
+        building
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(build)
+                    .await
+                    .map_err(|error| {
+                        Error::Unavailable(format!("analysis: building failed: {error}"))
+                    })?
+                    .map(|analysis| Arc::new(RwLock::new(analysis)))
+            })
+            .await
+            .cloned()
+    }
+}
