@@ -1,0 +1,251 @@
+//! The analysis over HTTP, on both backends: `/api/analysis`, `/api/nodes`,
+//! `/api/rounds`, `/api/winners`, `/api/timeline`, newest-first report pages, the
+//! parameters' rules, and the same answers after a restart (SQLite rebuilds the
+//! current run's analysis from its reports) and for an older run.
+
+mod support;
+
+use perfstats::report::now_unix_nano;
+use perfstats::store::Backend;
+use perfstats::{Event, PerformanceData};
+use serde_json::Value;
+
+const MS: i64 = 1_000_000;
+
+/// Three block rounds among ra, 1f, 2f, 3f, sent out of order: 3f misses round 2;
+/// 2f's receipt of round 3 arrives before ra's send of it; winners disagree in
+/// problem round 1. Returns the time of the first send.
+async fn network(server: &support::TestServer) -> i64 {
+    let t0 = now_unix_nano() - 60_000 * MS;
+    let at = |ms: i64| t0 + ms * MS;
+    let mut reports = vec![
+        PerformanceData::new(at(-5), "ra", Event::Libp2pNodeIdKnown, "ra"),
+        PerformanceData::new(at(-4), "1f", Event::Libp2pNodeIdKnown, "1f"),
+        PerformanceData::new(at(-3), "2f", Event::Libp2pNodeIdKnown, "2f"),
+        PerformanceData::new(at(-2), "3f", Event::Libp2pNodeIdKnown, "3f"),
+        PerformanceData::new(at(2_030), "2f", Event::NewBlockReceived, "block 3"),
+        PerformanceData::new(at(-1), "ra", Event::RaNewProblemSent, "problem 1"),
+        PerformanceData::new(at(50), "1f", Event::BlockWinnerFound, "1f"),
+        PerformanceData::new(at(50), "2f", Event::BlockWinnerFound, "2f"),
+    ];
+    for round in 0..3 {
+        let base = round * 1_000;
+        reports.push(PerformanceData::new(
+            at(base),
+            "ra",
+            Event::RaNewBlockSent,
+            format!("block {}", round + 1),
+        ));
+        reports.push(PerformanceData::new(
+            at(base + 10),
+            "1f",
+            Event::NewBlockReceived,
+            "b",
+        ));
+        if round != 2 {
+            reports.push(PerformanceData::new(
+                at(base + 20),
+                "2f",
+                Event::NewBlockReceived,
+                "b",
+            ));
+        }
+        if round != 1 {
+            reports.push(PerformanceData::new(
+                at(base + 40),
+                "3f",
+                Event::NewBlockReceived,
+                "b",
+            ));
+        }
+    }
+    server
+        .client()
+        .send_batch_with_retries(reports)
+        .await
+        .unwrap();
+    t0
+}
+
+fn numbers(rounds: &Value) -> Vec<u64> {
+    rounds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|round| round["number"].as_u64().unwrap())
+        .collect()
+}
+
+async fn check_analysis(server: &support::TestServer, run: &str) {
+    let analysis = server
+        .get_json(&format!("/api/analysis?run={run}&recent=2"))
+        .await;
+    assert_eq!(analysis["nodes"].as_array().unwrap().len(), 4);
+    // Three block rounds and one problem round that nobody reported receiving.
+    assert_eq!(analysis["rounds_total"], 4);
+    assert_eq!(analysis["rounds_flagged"], 2);
+    assert_eq!(numbers(&analysis["rounds"]), [2, 3], "the newest two");
+    let third = &analysis["rounds"][1];
+    assert_eq!(third["latency_ms"]["2f"], 30.0, "its receipt came first");
+    assert_eq!(third["missing_count"], 0);
+    assert_eq!(analysis["winners_total"], 1);
+    assert_eq!(analysis["winners_disagreeing"], 1);
+    let block = &analysis["distributions"]["block"];
+    assert_eq!(block["count"], 8);
+    assert_eq!(block["max_ms"], 40.0);
+    let p50 = block["p50_ms"].as_f64().unwrap();
+    assert!((p50 - 20.0).abs() < 20.0 * 0.005, "p50 {p50} within 0.5% of 20");
+    assert_eq!(analysis["distributions"]["reveal"]["count"], 0);
+    let binned: u64 = block["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bin| bin["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(binned, 8);
+
+    let flagged = server
+        .get_json(&format!("/api/rounds?run={run}&kind=block&flagged=true"))
+        .await;
+    assert_eq!(numbers(&flagged["rounds"]), [2]);
+    assert_eq!(flagged["rounds"][0]["missing"], serde_json::json!(["3f"]));
+    assert_eq!(flagged["next"], Value::Null);
+    let paged = server
+        .get_json(&format!("/api/rounds?run={run}&kind=block&limit=2"))
+        .await;
+    assert_eq!(numbers(&paged["rounds"]), [3, 2]);
+    let rest = server
+        .get_json(&format!(
+            "/api/rounds?run={run}&kind=block&limit=2&before={}",
+            paged["next"]
+        ))
+        .await;
+    assert_eq!(numbers(&rest["rounds"]), [1]);
+    assert_eq!(rest["next"], Value::Null);
+    let one = server
+        .get_json(&format!("/api/rounds?run={run}&kind=block&number=1"))
+        .await;
+    assert_eq!(one["rounds"][0]["latency_ms"]["3f"], 40.0);
+    let winners = server
+        .get_json(&format!("/api/winners?run={run}&disagreeing=true"))
+        .await;
+    assert_eq!(winners["winners"][0]["round"], 1);
+    assert_eq!(winners["winners"][0]["agree"], false);
+    let nodes = server.get_json(&format!("/api/nodes?run={run}")).await;
+    assert_eq!(nodes[3]["sender"], "ra");
+    assert_eq!(nodes[3]["counts"]["EVENT_RA_NEW_BLOCK_SENT"], 3);
+}
+
+async fn analysis_answers(server: support::TestServer) -> support::TestServer {
+    let t0 = network(&server).await;
+    check_analysis(&server, "run-1").await;
+
+    // The whole run in one window; then a narrow one comes with its reports.
+    let whole = server.get_json("/api/timeline?buckets=10").await;
+    let total: u64 = whole["senders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sender| sender["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 18);
+    assert_eq!(whole["run_from"], t0 - 5 * MS);
+    let narrow = server
+        .get_json(&format!(
+            "/api/timeline?from={}&to={}&buckets=4",
+            t0 + 900 * MS,
+            t0 + 1_100 * MS
+        ))
+        .await;
+    let reports = narrow["reports"].as_array().unwrap();
+    assert!(
+        reports.iter().any(|r| r["message"] == "block 2"),
+        "{narrow}"
+    );
+    let from = narrow["from"].as_i64().unwrap();
+    let to = narrow["to"].as_i64().unwrap();
+    assert!(reports.iter().all(|r| {
+        let time = r["time_unix_nano"].as_i64().unwrap();
+        from <= time && time < to
+    }));
+
+    // Newest-first pages of reports.
+    let page = server.get_json("/api/reports?order=desc&limit=5").await;
+    let seqs: Vec<u64> = page["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [18, 17, 16, 15, 14]);
+    assert_eq!(page["next"], 14);
+    let last = server
+        .get_json("/api/reports?order=desc&limit=5&before=3&sender=ra")
+        .await;
+    assert_eq!(last["reports"][0]["seq"], 1);
+    assert_eq!(last["next"], Value::Null);
+    server
+}
+
+#[tokio::test]
+async fn the_analysis_answers_in_memory() {
+    analysis_answers(support::spawn_server().await)
+        .await
+        .stop()
+        .await;
+}
+
+#[tokio::test]
+async fn the_analysis_answers_in_sqlite_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("analysis.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = support::serve_on(listener, Backend::Sqlite(db.clone())).await;
+    let server = analysis_answers(server).await;
+    let before = server.get_json("/api/analysis?recent=200").await;
+    server.stop().await;
+    // Rebuilt from the database at start: the same answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = support::serve_on(listener, Backend::Sqlite(db)).await;
+    assert_eq!(server.get_json("/api/analysis?recent=200").await, before);
+    // Once another run is current, the first is built from its reports on demand.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/runs", server.url()))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    check_analysis(&server, "1").await;
+    let fresh = server.get_json("/api/analysis").await;
+    assert_eq!(fresh["rounds_total"], 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_analysis_parameters_get_400_or_404_naming_the_parameter() {
+    let server = support::spawn_server().await;
+    network(&server).await;
+    for (path, status, names) in [
+        ("/api/analysis?recent=201", 400, "recent"),
+        ("/api/analysis?run=nope", 404, "run"),
+        ("/api/nodes?run=nope", 404, "run"),
+        ("/api/rounds?kind=sideways", 400, "kind"),
+        ("/api/rounds?limit=0", 400, "limit"),
+        ("/api/rounds?number=1", 400, "kind"),
+        ("/api/rounds?kind=block&number=9", 404, "number"),
+        ("/api/winners?limit=500", 400, "limit"),
+        ("/api/timeline?buckets=0", 400, "buckets"),
+        ("/api/timeline?from=10&to=5", 400, "to"),
+        ("/api/reports?order=sideways", 400, "order"),
+    ] {
+        let response = reqwest::get(format!("{}{path}", server.url()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(names), "{path}: {text}");
+    }
+    server.stop().await;
+}
