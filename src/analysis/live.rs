@@ -87,6 +87,9 @@ impl Kind {
     /// `receiver`'s first receipt in `from..until`.
     fn first_in(&self, receiver: usize, from: i64, until: i64) -> Option<i64> {
         let times = self.receipts.get(receiver)?;
+        if times.last().is_none_or(|last| *last < from) {
+            return None; // the usual case for a new round: nothing received yet
+        }
         let at = times.partition_point(|time| *time < from);
         times.get(at).copied().filter(|time| *time < until)
     }
@@ -131,8 +134,15 @@ impl Kind {
             self.receipts.resize_with(receiver + 1, Vec::new);
         }
         let times = &self.receipts[receiver];
-        let at = times.partition_point(|other| *other < time);
-        let round = self.sends.partition_point(|sent| sent.time <= time);
+        // Reports mostly arrive in time order: check the end before searching.
+        let at = match times.last() {
+            Some(last) if *last < time => times.len(),
+            _ => times.partition_point(|other| *other < time),
+        };
+        let round = match self.sends.last() {
+            Some(last) if last.time <= time => self.sends.len(),
+            _ => self.sends.partition_point(|sent| sent.time <= time),
+        };
         let mut recompute = None;
         if let Some(index) = round.checked_sub(1)
             && self.sends[index].sender as usize != receiver
@@ -171,9 +181,12 @@ impl Kind {
 
     /// A sent-event: a new round, which may split the window of the one before.
     fn send(&mut self, time: i64, seq: u64, sender: u32, message: &str) {
-        let at = self
-            .sends
-            .partition_point(|sent| (sent.time, sent.seq) < (time, seq));
+        let at = match self.sends.last() {
+            Some(last) if (last.time, last.seq) < (time, seq) => self.sends.len(),
+            _ => self
+                .sends
+                .partition_point(|sent| (sent.time, sent.seq) < (time, seq)),
+        };
         let old_until = self.sends.get(at).map_or(i64::MAX, |next| next.time);
         self.sends.insert(
             at,
@@ -237,30 +250,37 @@ impl Kind {
     }
 }
 
-/// The winners named in one problem round.
-#[derive(Debug, Default, Clone)]
+/// What is kept of one problem round's winner reports: enough to count rounds with
+/// winners and rounds that disagree (the reports themselves are read back when a
+/// round is shown).
+#[derive(Debug, Default, Clone, Copy)]
 struct Span {
-    /// Named winner id → the senders that named it, in order of first naming.
-    by_winner: Vec<(u32, Vec<u32>)>,
+    /// The first winner named (`u32::MAX`: none yet).
+    first: u32,
+    /// Whether another winner was named too.
+    disagrees: bool,
 }
 
 impl Span {
-    fn add(&mut self, name: u32, sender: u32) {
-        match self.by_winner.iter_mut().find(|(named, _)| *named == name) {
-            Some((_, senders)) => {
-                if !senders.contains(&sender) {
-                    senders.push(sender);
-                }
-            }
-            None => self.by_winner.push((name, vec![sender])),
+    const EMPTY: Span = Span {
+        first: u32::MAX,
+        disagrees: false,
+    };
+
+    fn add(&mut self, name: u32) {
+        if self.first == u32::MAX {
+            self.first = name;
+        } else if self.first != name {
+            self.disagrees = true;
         }
     }
 
+    fn has_winners(&self) -> bool {
+        self.first != u32::MAX
+    }
+
     fn counts(&self) -> (usize, usize) {
-        (
-            usize::from(!self.by_winner.is_empty()),
-            usize::from(self.by_winner.len() > 1),
-        )
+        (usize::from(self.has_winners()), usize::from(self.disagrees))
     }
 }
 
@@ -281,7 +301,7 @@ struct Winners {
 }
 
 impl Winners {
-    fn account(&mut self, span: &Span, sign: isize) {
+    fn account(&mut self, span: Span, sign: isize) {
         let (with, disagree) = span.counts();
         self.with_winners = self.with_winners.wrapping_add_signed(sign * with as isize);
         self.disagreeing = self
@@ -289,9 +309,25 @@ impl Winners {
             .wrapping_add_signed(sign * disagree as isize);
     }
 
+    /// Problem round `round`'s time span.
+    fn bounds(&self, round: usize) -> (i64, i64) {
+        let low = round
+            .checked_sub(1)
+            .map_or(i64::MIN, |index| self.problems[index]);
+        let high = self.problems.get(round).copied().unwrap_or(i64::MAX);
+        (low, high)
+    }
+
+    /// The winner reports of `low..high`.
+    fn reports_in(&self, (low, high): (i64, i64)) -> &[(i64, u32, u32)] {
+        let first = self.reports.partition_point(|report| report.0 < low);
+        let last = self.reports.partition_point(|report| report.0 < high);
+        &self.reports[first..last.max(first)]
+    }
+
     fn winner(&mut self, time: i64, sender: u32, name: &str) {
         if self.spans.is_empty() {
-            self.spans.push(Span::default());
+            self.spans.push(Span::EMPTY);
         }
         let name = match self.name_ids.get(name) {
             Some(id) => *id,
@@ -303,41 +339,44 @@ impl Winners {
                 id
             }
         };
-        let at = self.reports.partition_point(|report| report.0 <= time);
+        let at = match self.reports.last() {
+            Some(last) if last.0 <= time => self.reports.len(),
+            _ => self.reports.partition_point(|report| report.0 <= time),
+        };
         self.reports.insert(at, (time, sender, name));
-        let round = self.problems.partition_point(|problem| *problem <= time);
-        let span = self.spans[round].clone();
-        self.account(&span, -1);
-        self.spans[round].add(name, sender);
-        let span = self.spans[round].clone();
-        self.account(&span, 1);
+        let round = match self.problems.last() {
+            Some(last) if *last <= time => self.problems.len(),
+            _ => self.problems.partition_point(|problem| *problem <= time),
+        };
+        let span = self.spans[round];
+        self.account(span, -1);
+        self.spans[round].add(name);
+        let span = self.spans[round];
+        self.account(span, 1);
     }
 
     fn problem(&mut self, time: i64) {
         if self.spans.is_empty() {
-            self.spans.push(Span::default());
+            self.spans.push(Span::EMPTY);
         }
         let round = self.problems.partition_point(|problem| *problem <= time);
-        let low = round.checked_sub(1).map(|index| self.problems[index]);
-        let high = self.problems.get(round).copied();
+        let bounds = self.bounds(round);
         self.problems.insert(round, time);
-        // Round `round` is split at `time`: rebuild both halves from its reports.
-        let old = std::mem::take(&mut self.spans[round]);
-        self.account(&old, -1);
-        let first = low.map_or(0, |low| self.reports.partition_point(|r| r.0 < low));
-        let last = high.map_or(self.reports.len(), |high| {
-            self.reports.partition_point(|r| r.0 < high)
-        });
-        let (mut before, mut after) = (Span::default(), Span::default());
-        for &(at, sender, name) in &self.reports[first..last] {
-            if at < time {
-                before.add(name, sender);
-            } else {
-                after.add(name, sender);
+        // Round `round` is split at `time`: count both halves again from its reports.
+        let old = self.spans[round];
+        self.account(old, -1);
+        let (mut before, mut after) = (Span::EMPTY, Span::EMPTY);
+        if old.has_winners() {
+            for &(at, _, name) in self.reports_in(bounds) {
+                if at < time {
+                    before.add(name);
+                } else {
+                    after.add(name);
+                }
             }
         }
-        self.account(&before, 1);
-        self.account(&after, 1);
+        self.account(before, 1);
+        self.account(after, 1);
         self.spans[round] = before;
         self.spans.insert(round + 1, after);
     }
@@ -615,22 +654,20 @@ impl LiveAnalysis {
     }
 
     fn winner_round(&self, round: usize) -> Option<WinnerRound> {
-        let span = self.winners.spans.get(round)?;
-        if span.by_winner.is_empty() {
+        if !self.winners.spans.get(round)?.has_winners() {
             return None;
         }
-        let by_winner: BTreeMap<String, Vec<String>> = span
-            .by_winner
-            .iter()
-            .map(|(name, senders)| {
-                let mut senders: Vec<String> = senders
-                    .iter()
-                    .map(|id| self.names[*id as usize].to_string())
-                    .collect();
-                senders.sort();
-                (self.winners.names[*name as usize].to_string(), senders)
-            })
-            .collect();
+        let mut by_winner: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for &(_, sender, name) in self.winners.reports_in(self.winners.bounds(round)) {
+            let senders = by_winner
+                .entry(self.winners.names[name as usize].to_string())
+                .or_default();
+            let sender = &self.names[sender as usize];
+            if !senders.iter().any(|named| **named == **sender) {
+                senders.push(sender.to_string());
+            }
+        }
+        by_winner.values_mut().for_each(|senders| senders.sort());
         Some(WinnerRound {
             round,
             agree: by_winner.len() <= 1,
@@ -659,7 +696,7 @@ impl LiveAnalysis {
         let mut next = None;
         for round in (0..start).rev() {
             let span = &spans[round];
-            if span.by_winner.is_empty() || (disagreeing && span.by_winner.len() <= 1) {
+            if !span.has_winners() || (disagreeing && !span.disagrees) {
                 continue;
             }
             if items.len() >= limit {

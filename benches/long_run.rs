@@ -1,0 +1,363 @@
+//! Long-run benchmark: one run of many reports (10,000,000 by default; 1,000,000
+//! with `--quick`, as CI runs it) in a real `perfstats serve` with SQLite, then the
+//! figures that must not depend on the run's length: each read's p50/p95 over HTTP,
+//! the server's RSS with the reads going on, the time a restart takes to serve the
+//! dashboard again, and what keeping the analysis current costs per report at
+//! commit (timed in this process over the same reports).
+//!
+//! `cargo bench --bench long_run [-- --quick | -- REPORTS]`. Prints figures; asserts
+//! nothing about speed.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use perfstats::Event;
+use perfstats::analysis::live::LiveAnalysis;
+use perfstats::pb::PerformanceData;
+use perfstats::pb::performance_stats_client::PerformanceStatsClient;
+use perfstats::report::Report;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Nodes besides the authority `ra`.
+const NODES: usize = 20;
+/// Reports per `ReportStats` call, and calls in flight.
+const BATCH: usize = 50_000;
+const IN_FLIGHT: usize = 2;
+/// Calls per read whose latencies are summarised.
+const CALLS: usize = 40;
+const MS: i64 = 1_000_000;
+
+/// The simulated network: `ra` and nodes `n00`–`n19` sync, then one round every
+/// 100 ms (problem, reveal, winners, block: 83 reports). One round in 200 a node
+/// misses the block; one in 50 a node names another winner; one in 100 a node's
+/// block report arrives before the authority's send.
+struct Network {
+    rng: StdRng,
+    clock: i64,
+    round: u64,
+}
+
+impl Network {
+    fn new() -> Network {
+        Network {
+            rng: StdRng::seed_from_u64(7),
+            clock: 1_700_000_000_000_000_000,
+            round: 0,
+        }
+    }
+
+    fn node(index: usize) -> String {
+        format!("n{index:02}")
+    }
+
+    fn start(&mut self, out: &mut Vec<PerformanceData>) {
+        let phases = [
+            Event::Libp2pNodeIdKnown,
+            Event::FirstPeerConnected,
+            Event::RaConnected,
+            Event::InitialSyncChaindbReceived,
+            Event::InitialSyncChaindbVerified,
+            Event::InitialSyncCompleted,
+        ];
+        for index in 0..=NODES {
+            let sender = if index == NODES {
+                "ra".to_string()
+            } else {
+                Self::node(index)
+            };
+            let mut at = self.clock;
+            for phase in phases {
+                at += self.rng.random_range(10..300) * MS;
+                out.push(PerformanceData::new(at, &sender, phase, "sync"));
+            }
+        }
+        self.clock += 10_000 * MS;
+    }
+
+    fn round(&mut self, out: &mut Vec<PerformanceData>) {
+        self.round += 1;
+        let (round, t) = (self.round, self.clock);
+        let early = round % 100 == 0;
+        out.push(PerformanceData::new(
+            t,
+            "ra",
+            Event::RaNewProblemSent,
+            format!("problem {round}"),
+        ));
+        for node in 0..NODES {
+            let at = t + self.rng.random_range(5..40) * MS;
+            out.push(PerformanceData::new(
+                at,
+                Self::node(node),
+                Event::SimtaskReceived,
+                "task",
+            ));
+        }
+        out.push(PerformanceData::new(
+            t + 40 * MS,
+            "ra",
+            Event::RaCommitRevealSent,
+            format!("reveal {round}"),
+        ));
+        for node in 0..NODES {
+            let at = t + self.rng.random_range(45..78) * MS;
+            out.push(PerformanceData::new(
+                at,
+                Self::node(node),
+                Event::RaCommitRevealed,
+                "reveal",
+            ));
+            let winner = if round % 50 == 0 && node == 3 {
+                "n01"
+            } else {
+                "n00"
+            };
+            out.push(PerformanceData::new(
+                at + 2 * MS,
+                Self::node(node),
+                Event::BlockWinnerFound,
+                winner,
+            ));
+        }
+        let block = PerformanceData::new(
+            t + 80 * MS,
+            "ra",
+            Event::RaNewBlockSent,
+            format!("block {round}"),
+        );
+        if !early {
+            out.push(block.clone());
+        }
+        for node in 0..NODES {
+            if round % 200 == 0 && node == (round / 200) as usize % NODES {
+                continue;
+            }
+            let at = t + 80 * MS + self.rng.random_range(3_000..19_000) * 1_000;
+            out.push(PerformanceData::new(
+                at,
+                Self::node(node),
+                Event::NewBlockReceived,
+                "block",
+            ));
+        }
+        if early {
+            out.push(block);
+        }
+        self.clock += 100 * MS;
+    }
+
+    /// The next `count` reports or so (whole rounds).
+    fn batch(&mut self, count: usize) -> Vec<PerformanceData> {
+        let mut out = Vec::with_capacity(count + 100);
+        if self.round == 0 && self.clock == Network::new().clock {
+            self.start(&mut out);
+        }
+        while out.len() + 83 <= count {
+            self.round(&mut out);
+        }
+        out
+    }
+}
+
+fn server(db: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfstats"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = support::announced_url(&mut child);
+    (child, url)
+}
+
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn fill(url: &str, total: usize) -> (usize, Duration) {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut network = Network::new();
+    let mut sent = 0;
+    let started = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    while sent < total {
+        let batch = network.batch(BATCH.min(total - sent).max(83));
+        sent += batch.len();
+        let mut client = PerformanceStatsClient::new(channel.clone());
+        calls.spawn(async move {
+            client
+                .report_stats(tokio_stream::iter(batch))
+                .await
+                .expect("the batch is stored")
+        });
+        if calls.len() >= IN_FLIGHT {
+            calls.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(call) = calls.join_next().await {
+        call.unwrap();
+    }
+    (sent, started.elapsed())
+}
+
+/// ns per report that `LiveAnalysis::add` takes over the same reports, timed per
+/// batch (building the reports is outside the clock).
+fn analysis_cost(total: usize) -> f64 {
+    let mut network = Network::new();
+    let mut analysis = LiveAnalysis::default();
+    let (mut seq, mut spent) = (0u64, Duration::ZERO);
+    while (seq as usize) < total {
+        let reports: Vec<Report> = network
+            .batch(BATCH.min(total - seq as usize).max(83))
+            .into_iter()
+            .map(|data| {
+                seq += 1;
+                let mut report = Report::accept(data, 1).unwrap();
+                report.seq = seq;
+                report
+            })
+            .collect();
+        let started = Instant::now();
+        for report in &reports {
+            analysis.add(report);
+        }
+        spent += started.elapsed();
+    }
+    spent.as_nanos() as f64 / seq as f64
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    sorted[((fraction * sorted.len() as f64).ceil() as usize).max(1) - 1]
+}
+
+/// Each read's p50 and p95 (ms) and answer size; `middle` is a time in the run,
+/// where a 1 s window shows single reports.
+async fn reads(url: &str, middle: i64) -> Vec<(String, f64, f64, usize)> {
+    let client = reqwest::Client::new();
+    let narrow = format!(
+        "/api/timeline?from={middle}&to={}&buckets=200",
+        middle + 1_000 * MS
+    );
+    let paths = [
+        "/api/analysis?recent=60".to_string(),
+        "/api/nodes".to_string(),
+        "/metrics".to_string(),
+        "/api/rounds?kind=block&flagged=true&limit=20".to_string(),
+        "/api/winners?disagreeing=true&limit=20".to_string(),
+        "/api/timeline?buckets=200".to_string(),
+        narrow,
+        "/api/reports?order=desc&limit=100".to_string(),
+        "/api/runs".to_string(),
+    ];
+    let mut figures = Vec::new();
+    for path in paths {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..CALLS {
+            let started = Instant::now();
+            let response = client.get(format!("{url}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            bytes = response.bytes().await.unwrap().len();
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        figures.push((
+            path,
+            percentile(&times, 0.5),
+            percentile(&times, 0.95),
+            bytes,
+        ));
+    }
+    figures
+}
+
+async fn bench(total: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("long.db");
+    let (mut child, url) = server(&db);
+    let (sent, took) = fill(&url, total).await;
+    println!(
+        "long-run benchmark: {sent} reports ({NODES} nodes + ra, {} rounds), SQLite, 2 cores",
+        (sent - 126) / 83
+    );
+    println!(
+        "  filled with ReportStats ({BATCH} per call, {IN_FLIGHT} in flight): {:.1} s, {:.0} reports/s (analysis kept current at commit)",
+        took.as_secs_f64(),
+        sent as f64 / took.as_secs_f64()
+    );
+    let timeline: serde_json::Value = reqwest::get(format!("{url}/api/timeline?buckets=1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let middle =
+        (timeline["run_from"].as_i64().unwrap() / 2) + (timeline["run_to"].as_i64().unwrap() / 2);
+    println!("  reads over HTTP, {CALLS} calls each, one after another:");
+    for (path, p50, p95, bytes) in reads(&url, middle).await {
+        println!("    {path:<60} p50 {p50:7.2} ms  p95 {p95:7.2} ms  {bytes:>8} bytes");
+    }
+    let (rss, peak) = rss_mib(child.id());
+    println!("  server RSS after the reads: {rss:.1} MiB (peak {peak:.1} MiB)");
+
+    // Restart on the same database: the current run's analysis is rebuilt.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM ends the server with 0: {status}");
+    let started = Instant::now();
+    let (mut child, url) = server(&db);
+    let listening = started.elapsed();
+    let response = reqwest::get(format!("{url}/api/analysis?recent=60"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let served = started.elapsed();
+    let (rss, peak) = rss_mib(child.id());
+    println!(
+        "  restart: listening after {:.2} s, dashboard's analysis served after {:.2} s; RSS {rss:.1} MiB (peak {peak:.1} MiB)",
+        listening.as_secs_f64(),
+        served.as_secs_f64()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let cost = analysis_cost(total);
+    println!(
+        "  keeping the analysis current: {cost:.0} ns of commit time per report (LiveAnalysis::add, in-process)"
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let total = if args.iter().any(|arg| arg == "--quick") {
+        1_000_000
+    } else {
+        args.iter()
+            .find_map(|arg| arg.parse().ok())
+            .unwrap_or(10_000_000)
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(bench(total));
+}
