@@ -94,7 +94,10 @@ async fn check_analysis(server: &support::TestServer, run: &str) {
     assert_eq!(block["count"], 8);
     assert_eq!(block["max_ms"], 40.0);
     let p50 = block["p50_ms"].as_f64().unwrap();
-    assert!((p50 - 20.0).abs() < 20.0 * 0.005, "p50 {p50} within 0.5% of 20");
+    assert!(
+        (p50 - 20.0).abs() < 20.0 * 0.005,
+        "p50 {p50} within 0.5% of 20"
+    );
     assert_eq!(analysis["distributions"]["reveal"]["count"], 0);
     let binned: u64 = block["histogram"]
         .as_array()
