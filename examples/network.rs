@@ -3,16 +3,27 @@
 //! (problem → commits → reveal → winner → block). Node `5l` misses block 2, and in
 //! round 3 node `3f` names another winner, so the dashboard has something to find.
 //!
-//! `cargo run --release --example network -- [URL] [ROUNDS] [PACE_MS]`
-//! (defaults: http://127.0.0.1:12345, 6 rounds, 300 ms between rounds).
+//! `cargo run --release --example network -- [URL] [ROUNDS] [PACE_MS] [SEED]`
+//! (defaults: http://127.0.0.1:12345, 6 rounds, 300 ms between rounds, seed 7).
+//!
+//! The same seed gives the same network (latencies, winners, messages). With a pace
+//! of 0 the run is generated as fast as the server stores it: its simulated clock
+//! ends about now, and many rounds go in one `ReportStats` call (at most
+//! `BATCH` reports each), so a run of a million reports takes seconds.
 
 use perfstats::client::Client;
 use perfstats::{Event, PerformanceData};
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 const NODES: [&str; 6] = ["1f", "2f", "3f", "4l", "5l", "6l"];
 const MS: i64 = 1_000_000;
+/// Reports sent in one `ReportStats` call at most when the pace is 0.
+const BATCH: usize = 40_000;
+/// Simulated time from the start to the first round, and from a round to the next.
+const STARTUP_MS: i64 = 3_000;
+const ROUND_MS: i64 = 1_000;
 
 /// Reports of one step, stamped with simulated times from `clock`.
 struct Step {
@@ -52,10 +63,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "http://127.0.0.1:12345".into());
     let rounds: u32 = args.next().map_or(Ok(6), |text| text.parse())?;
     let pace = Duration::from_millis(args.next().map_or(Ok(300), |text| text.parse())?);
+    let seed: u64 = args.next().map_or(Ok(7), |text| text.parse())?;
     let client = Client::connect_lazy(&addr)?;
-    let mut rng = rand::rng();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let batched = pace.is_zero();
+    let now = perfstats::report::now_unix_nano();
+    // Paced, the run unfolds from now; batched, it is generated at once and ends now.
+    let start = if batched {
+        now - (STARTUP_MS + i64::from(rounds) * ROUND_MS) * MS
+    } else {
+        now
+    };
     let mut step = Step {
-        clock: perfstats::store::now_unix_nano(),
+        clock: start,
         reports: Vec::new(),
     };
 
@@ -87,10 +107,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         step.add(at, node, Event::InitialSyncCompleted, "synced");
     }
     send(&client, &mut step).await?;
-    step.clock += 3_000 * MS;
+    step.clock += STARTUP_MS * MS;
 
     for round in 1..=rounds {
-        tokio::time::sleep(pace).await;
+        if !batched {
+            tokio::time::sleep(pace).await;
+        }
         let height = 120 + round;
         step.add(
             0.0,
@@ -167,9 +189,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 format!("block {height}"),
             );
         }
-        send(&client, &mut step).await?;
-        step.clock += 1_000 * MS;
+        if !batched || step.reports.len() + 40 > BATCH || round == rounds {
+            send(&client, &mut step).await?;
+        }
+        step.clock += ROUND_MS * MS;
     }
-    println!("network: 7 nodes reported startup and {rounds} block rounds to {addr}");
+    println!("network: 7 nodes reported startup and {rounds} block rounds to {addr} (seed {seed})");
     Ok(())
 }

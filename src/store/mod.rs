@@ -21,14 +21,12 @@ mod memory;
 mod records;
 mod sqlite;
 
-/// Kept while callers move to [`crate::report`].
-pub use crate::report::now_unix_nano;
 pub use analyses::SharedAnalysis;
 pub use records::{Query, Receipt, RunInfo};
 
 use crate::analysis::live::LiveAnalysis;
 use crate::error::Error;
-use crate::report::Report;
+use crate::report::{Report, now_unix_nano};
 use analyses::Analyses;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,7 +111,8 @@ trait Reader: Send + Sync {
     /// are (runs are contiguous seq ranges, so no index by run is needed).
     fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error>;
     /// Hands `visit` the reports with seqs in `seqs`, oldest first, at most `limit`
-    /// of them; returns the last seq handed over (0: none).
+    /// of them, for the analysis: without their `report_id` and receive time, which
+    /// it never reads. Returns the last seq handed over (0: none).
     fn scan(
         &self,
         seqs: std::ops::Range<u64>,

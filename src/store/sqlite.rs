@@ -223,9 +223,10 @@ impl Reader for SqliteReader {
         visit: &mut dyn FnMut(Report),
     ) -> Result<u64, Error> {
         let connection = self.connection.lock().expect("reader lock");
-        let mut statement = connection.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM reports WHERE seq >= ?1 AND seq < ?2 ORDER BY seq LIMIT ?3"
-        ))?;
+        let mut statement = connection.prepare_cached(
+            "SELECT seq, run, time_unix_nano, 0, sender, event, message, ''
+             FROM reports WHERE seq >= ?1 AND seq < ?2 ORDER BY seq LIMIT ?3",
+        )?;
         let mut rows = statement.query(params![
             sql_seq(seqs.start),
             sql_seq(seqs.end),
