@@ -18,26 +18,53 @@ for (const [path, how] of [[bin, 'cargo build --release'], [network, 'cargo buil
   if (!existsSync(path)) throw new Error(`${path} is missing: run ${how}`);
 }
 
+/** How long a server may take to print its address, and to exit after SIGTERM. */
+const START_DEADLINE_MS = 20000;
+const STOP_DEADLINE_MS = 5000;
+
 /** Starts `perfstats serve ARGS` and resolves with its child process and URL. */
 export function startServer(args) {
   const child = spawn(bin, ['serve', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
   return new Promise((resolveStart, reject) => {
     let text = '';
+    const deadline = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`perfstats serve ${args.join(' ')} printed no address within ${START_DEADLINE_MS} ms (stdout: ${JSON.stringify(text)})`));
+    }, START_DEADLINE_MS);
     child.stdout.on('data', (chunk) => {
       text += chunk;
       const match = text.match(/http:\/\/[0-9.:]+/);
-      if (match) resolveStart({ child, url: match[0] });
+      if (match) {
+        clearTimeout(deadline);
+        resolveStart({ child, url: match[0] });
+      }
     });
-    child.on('exit', (code) => reject(new Error(`perfstats serve exited with ${code}`)));
+    child.on('exit', (code, signal) => {
+      clearTimeout(deadline);
+      reject(new Error(`perfstats serve ${args.join(' ')} exited with ${code ?? signal} before printing its address`));
+    });
   });
 }
 
-/** Stops a server with SIGTERM and waits for it to exit. */
+/** Stops a server with SIGTERM; fails unless it exits with code 0 within the deadline. */
 export function stopServer(server) {
-  return new Promise((done) => {
-    server.child.removeAllListeners('exit');
-    server.child.on('exit', done);
-    server.child.kill('SIGTERM');
+  const { child } = server;
+  child.removeAllListeners('exit');
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return child.exitCode === 0 ? Promise.resolve()
+      : Promise.reject(new Error(`perfstats serve had already exited with ${child.exitCode ?? child.signalCode}`));
+  }
+  return new Promise((done, fail) => {
+    const deadline = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`perfstats serve did not exit within ${STOP_DEADLINE_MS} ms of SIGTERM (killed)`));
+    }, STOP_DEADLINE_MS);
+    child.on('exit', (code, signal) => {
+      clearTimeout(deadline);
+      if (code === 0) done();
+      else fail(new Error(`perfstats serve exited with ${code ?? signal} on SIGTERM, expected 0`));
+    });
+    child.kill('SIGTERM');
   });
 }
 
@@ -50,9 +77,30 @@ export async function report(url, sender, event, message) {
   return Date.now();
 }
 
-/** Runs the simulated seven-node network for `rounds` block rounds. */
-export async function simulate(url, rounds) {
-  await run(network, [url, String(rounds), '0'], { maxBuffer: 1 << 20 });
+/** Reports one event through the legacy form endpoint (`time` in ns, 0: now). */
+export async function send(url, sender, eventtype, message, time = 0) {
+  const response = await fetch(`${url}/send`, {
+    method: 'POST', body: new URLSearchParams({ time: String(time), sender, eventtype, message }),
+  });
+  const text = await response.text();
+  if (!response.ok || text.trim() !== 'ACK') throw new Error(`POST /send: ${response.status} ${text}`);
+}
+
+/** Starts a new run (which becomes current) and resolves with its info. */
+export async function newRun(url, name) {
+  const response = await fetch(`${url}/api/runs`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }),
+  });
+  if (!response.ok) throw new Error(`POST /api/runs: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/**
+ * Runs the simulated seven-node network for `rounds` block rounds with a fixed
+ * seed, as fast as the server takes them (pace 0: batched, ending about now).
+ */
+export async function simulate(url, rounds, seed = 7) {
+  await run(network, [url, String(rounds), '0', String(seed)], { maxBuffer: 1 << 20 });
 }
 
 export async function launch() {
@@ -62,4 +110,13 @@ export async function launch() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync'],
   });
+}
+
+/** Awaits `promise`, failing with `what` (and the cause) if it rejects or times out. */
+export async function waitFor(what, promise) {
+  try {
+    return await promise;
+  } catch (error) {
+    throw new Error(`waiting for ${what}: ${error.message.split('\n')[0]}`);
+  }
 }
