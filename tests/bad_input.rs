@@ -126,10 +126,12 @@ async fn grpc_payloads_that_are_not_reports_are_refused() {
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     assert!(status.message().contains("decode"), "{}", status.message());
 
+    // The README promises OUT_OF_RANGE: not RESOURCE_EXHAUSTED, which clients retry.
     let oversized = raw_call(&server, vec![0x22; 100 * 1024]).await;
+    assert_eq!(oversized.code(), Code::OutOfRange, "{oversized:?}");
     assert!(
-        matches!(oversized.code(), Code::OutOfRange | Code::ResourceExhausted),
-        "{oversized:?}"
+        !perfstats::client::is_retryable(&oversized),
+        "never retried"
     );
     assert!(
         oversized.message().contains("too large"),

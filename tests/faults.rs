@@ -167,9 +167,13 @@ async fn a_reporter_rides_out_an_outage_and_drops_exactly_past_its_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: run by scripts/test.sh"]
-async fn a_slow_sse_reader_neither_slows_ingest_nor_misses_reports() {
+async fn a_slow_sse_reader_holds_bounded_memory_misses_nothing_and_ingest_ratio_is_printed() {
     const TOTAL: usize = 100_000;
-    let server = BinaryServer::start(&["--memory"]);
+    // SQLite, so the store's own growth is small (reports go to disk) and what the
+    // server would buffer for the sleeping reader is what the RSS shows.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("slow.db");
+    let server = BinaryServer::start(&["--db", db.to_str().unwrap()]);
     let client = Client::connect_lazy(&server.url).unwrap();
     let ingest = async |label: &str, first: usize| {
         let started = Instant::now();
@@ -228,9 +232,14 @@ async fn a_slow_sse_reader_neither_slows_ingest_nor_misses_reports() {
         rss_before as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
+    // Whether ingest slowed is only printed above (a ratio of two timings on a
+    // shared machine is no assertion). Memory is asserted: the 100,000 events the
+    // reader slept through take ~30 MiB as SSE text (each over 300 bytes), so a
+    // server that buffered them (or even a third of them) grows past 16 MiB; one
+    // that keeps its bounded feed (4,096 reports) and 256 queued events does not.
     assert!(
-        rss_after < rss_before + 100 * 1024,
-        "bounded: {rss_before} -> {rss_after} KiB"
+        rss_after < rss_before + 16 * 1024,
+        "bounded while the reader slept: {rss_before} -> {rss_after} KiB"
     );
     server.kill9();
 }

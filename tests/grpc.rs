@@ -98,6 +98,13 @@ async fn every_validation_rule_is_refused_naming_the_field() {
             },
             "time_unix_nano: must not be negative",
         ),
+        (
+            PerformanceData {
+                report_id: "r".repeat(65),
+                ..report("s", Event::NewBlockReceived, "m")
+            },
+            "report_id: must be at most 64 bytes",
+        ),
     ];
     for (bad, expected) in cases {
         let status = client.send_performance_stat(bad).await.unwrap_err();
@@ -108,16 +115,21 @@ async fn every_validation_rule_is_refused_naming_the_field() {
             status.message()
         );
     }
+    assert_eq!(
+        server.store.current_run().reports,
+        0,
+        "nothing refused was stored"
+    );
     // The limits themselves are allowed.
-    client
-        .send_performance_stat(report(
-            &"s".repeat(256),
-            Event::NewBlockReceived,
-            &"m".repeat(4096),
-        ))
-        .await
-        .unwrap();
+    let at_the_limits = PerformanceData {
+        report_id: "r".repeat(64),
+        ..report(&"s".repeat(256), Event::NewBlockReceived, &"m".repeat(4096))
+    };
+    let ack = client.send_performance_stat(at_the_limits).await.unwrap();
+    assert_eq!((ack.seq, ack.duplicate), (1, false));
     assert_eq!(server.store.current_run().reports, 1);
+    let stored = &server.get_json("/api/reports").await["reports"][0];
+    assert_eq!(stored["report_id"], "r".repeat(64));
     server.stop().await;
 }
 
@@ -231,5 +243,88 @@ async fn unknown_grpc_methods_are_unimplemented_and_health_is_serving() {
             .unwrap_err();
         assert_eq!(status.code(), Code::Unimplemented, "{path}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_report_id_stored_in_an_earlier_run_is_a_duplicate() {
+    let server = spawn_server().await;
+    let client = server.client();
+    let first = report("1f", Event::NewBlockReceived, "b1");
+    let original = client.send_performance_stat(first.clone()).await.unwrap();
+    assert_eq!((original.seq, original.run.as_str()), (1, "run-1"));
+    server.store.new_run(Some("second".into())).await.unwrap();
+    let again = client.send_performance_stat(first).await.unwrap();
+    assert_eq!(
+        (again.seq, again.duplicate, again.run.as_str()),
+        (1, true, "run-1"),
+        "answered with the original seq and run"
+    );
+    let runs = server.get_json("/api/runs").await;
+    assert_eq!(
+        (runs[0]["reports"].as_u64(), runs[1]["reports"].as_u64()),
+        (Some(1), Some(0))
+    );
+    server.stop().await;
+}
+
+/// `ReportStats` takes at most `MAX_STREAM_REPORTS` reports and 64 MiB of text per
+/// call: one report or one byte more is refused whole, nothing stored, naming the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_stats_refuses_streams_past_its_caps_and_stores_nothing() {
+    use perfstats::server::MAX_STREAM_REPORTS;
+    let server = spawn_server().await;
+    let mut stub = PerformanceStatsClient::connect(server.url()).await.unwrap();
+    let small = |i: usize| {
+        let mut data = report("1f", Event::TransactionReceived, "t");
+        data.report_id = format!("id{i}");
+        data
+    };
+    let refused = stub
+        .report_stats(tokio_stream::iter((0..=MAX_STREAM_REPORTS).map(small)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .starts_with("stream: at most 100000 reports"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(server.store.current_run().reports, 0);
+
+    // Reports of 4,097 bytes of text (a 1-byte sender, a 4,096-byte message): as
+    // many as fit in 64 MiB, and one more, which crosses the cap.
+    let big = |i: usize| {
+        let mut data = report("1", Event::TransactionReceived, &"m".repeat(4096));
+        data.report_id = format!("big{i}");
+        data
+    };
+    let cap = 64usize << 20;
+    let fits = cap / 4097;
+    let refused = stub
+        .report_stats(tokio_stream::iter((0..=fits).map(big)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("bytes of text"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(server.store.current_run().reports, 0);
+
+    // Exactly at the report cap is taken whole.
+    let ack = stub
+        .report_stats(tokio_stream::iter((0..MAX_STREAM_REPORTS).map(small)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ack.accepted, MAX_STREAM_REPORTS as u64);
+    assert_eq!(
+        server.store.current_run().reports,
+        MAX_STREAM_REPORTS as u64
+    );
     server.stop().await;
 }

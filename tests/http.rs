@@ -100,9 +100,25 @@ async fn the_page_is_html_on_the_grpc_port_and_unknown_paths_are_404() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn reports_filter_and_page() {
-    let server = spawn_server().await;
+/// The seqs of a `/api/reports` page.
+fn seqs(page: &serde_json::Value) -> Vec<u64> {
+    page["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// A SQLite-backed in-process server in `dir`.
+async fn sqlite_server(dir: &tempfile::TempDir) -> support::TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    support::serve_on(listener, Backend::Sqlite(dir.path().join("reports.db"))).await
+}
+
+/// The same filters and pages against either backend: the memory backend filters
+/// in Rust, SQLite in its own SQL, and both must answer alike.
+async fn reports_filter_and_page(server: support::TestServer) {
     send_some(
         &server,
         &[
@@ -111,55 +127,115 @@ async fn reports_filter_and_page() {
             ("2f", Event::NewBlockReceived, "block 1"),
             ("1f", Event::BlockWinnerFound, "winner 2f"),
             ("1f", Event::NewBlockReceived, "block 2"),
+            ("10f", Event::NewBlockReceived, "Block 3"),
         ],
     )
     .await;
-    let seqs = |page: &serde_json::Value| -> Vec<u64> {
-        page["reports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect()
-    };
+    let get = async |path: &str| seqs(&server.get_json(path).await);
     assert_eq!(
-        seqs(&server.get_json("/api/reports?sender=1f").await),
-        [2, 4, 5]
+        get("/api/reports?sender=1f").await,
+        [2, 4, 5],
+        "sender is exact, not a prefix"
     );
     assert_eq!(
-        seqs(
-            &server
-                .get_json("/api/reports?event=new-block-received")
-                .await
-        ),
-        [2, 3, 5]
+        get("/api/reports?event=new-block-received").await,
+        [2, 3, 5, 6]
     );
-    assert_eq!(seqs(&server.get_json("/api/reports?q=winner").await), [4]);
+    assert_eq!(get("/api/reports?event=EVENT_RA_NEW_BLOCK_SENT").await, [1]);
+    assert_eq!(get("/api/reports?q=winner").await, [4]);
     assert_eq!(
-        seqs(
-            &server
-                .get_json("/api/reports?sender=1f&event=83&q=block%202")
-                .await
-        ),
+        get("/api/reports?q=2f").await,
+        [3, 4],
+        "q matches the sender or the message"
+    );
+    assert_eq!(
+        get("/api/reports?q=block%203").await,
+        Vec::<u64>::new(),
+        "q is case-sensitive"
+    );
+    assert_eq!(
+        get("/api/reports?q=nothing%20like%20it").await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        get("/api/reports?sender=1f&event=83&q=block%202").await,
         [5]
     );
+    assert_eq!(
+        get("/api/reports?sender=&event=&q=").await,
+        [1, 2, 3, 4, 5, 6],
+        "empty means no filter"
+    );
+
+    // Oldest first, `next` is the following page's `after`.
     let first = server.get_json("/api/reports?limit=2").await;
     assert_eq!(
         (seqs(&first), first["next"].as_u64()),
         (vec![1, 2], Some(2))
     );
     let second = server.get_json("/api/reports?limit=2&after=2").await;
-    assert_eq!(seqs(&second), [3, 4]);
+    assert_eq!(
+        (seqs(&second), second["next"].as_u64()),
+        (vec![3, 4], Some(4))
+    );
     let last = server.get_json("/api/reports?limit=2&after=4").await;
     assert_eq!(
         (seqs(&last), last["next"].clone()),
-        (vec![5], serde_json::Value::Null)
+        (vec![5, 6], serde_json::Value::Null)
     );
+    // Filters and pages together: `next` is the last matching seq.
+    let filtered = server.get_json("/api/reports?event=83&limit=2").await;
     assert_eq!(
-        seqs(&server.get_json("/api/reports?run=run-1&after=3").await),
-        [4, 5]
+        (seqs(&filtered), filtered["next"].as_u64()),
+        (vec![2, 3], Some(3))
     );
+    let filtered = server
+        .get_json("/api/reports?event=83&limit=2&after=3")
+        .await;
+    assert_eq!(
+        (seqs(&filtered), filtered["next"].clone()),
+        (vec![5, 6], serde_json::Value::Null)
+    );
+
+    // Newest first, `next` is the following page's `before`.
+    let newest = server.get_json("/api/reports?order=desc&limit=4").await;
+    assert_eq!(
+        (seqs(&newest), newest["next"].as_u64()),
+        (vec![6, 5, 4, 3], Some(3))
+    );
+    let older = server
+        .get_json("/api/reports?order=desc&limit=4&before=3")
+        .await;
+    assert_eq!(
+        (seqs(&older), older["next"].clone()),
+        (vec![2, 1], serde_json::Value::Null)
+    );
+    let mine = server
+        .get_json("/api/reports?order=desc&sender=1f&limit=2")
+        .await;
+    assert_eq!((seqs(&mine), mine["next"].as_u64()), (vec![5, 4], Some(4)));
+    let mine = server
+        .get_json("/api/reports?order=desc&sender=1f&limit=2&before=4")
+        .await;
+    assert_eq!(
+        (seqs(&mine), mine["next"].clone()),
+        (vec![2], serde_json::Value::Null)
+    );
+
+    assert_eq!(get("/api/reports?run=run-1&after=3").await, [4, 5, 6]);
+    assert_eq!(get("/api/reports?run=1&q=block%201").await, [1, 2, 3]);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn reports_filter_and_page_in_memory() {
+    reports_filter_and_page(spawn_server().await).await;
+}
+
+#[tokio::test]
+async fn reports_filter_and_page_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    reports_filter_and_page(sqlite_server(&dir).await).await;
 }
 
 #[tokio::test]
@@ -320,6 +396,210 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<u64> {
     ids
 }
 
+/// Waits until the store has `count` live subscribers: a stream's response
+/// arrives once the handler subscribed, but waiting on the store says so plainly.
+async fn subscribed(server: &support::TestServer, count: usize) {
+    support::eventually(Duration::from_secs(10), async || {
+        server.store.subscribers() >= count
+    })
+    .await;
+}
+
+async fn open_stream(server: &support::TestServer, query: &str) -> reqwest::Response {
+    let response = support::http()
+        .get(format!("{}/api/stream{query}", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "/api/stream{query}");
+    response
+}
+
+#[tokio::test]
+async fn the_stream_filters_by_run_event_and_q_in_replay_and_live() {
+    let server = spawn_server().await;
+    send_some(
+        &server,
+        &[
+            ("1f", Event::NewBlockReceived, "block 1"),
+            ("2f", Event::FirstPeerConnected, "peer"),
+            ("1f", Event::NewBlockReceived, "other"),
+        ],
+    )
+    .await;
+    let filtered = open_stream(&server, "?after=0&event=new-block-received&q=block").await;
+    let reader = tokio::spawn(read_events(filtered, 3));
+    subscribed(&server, 1).await;
+    send_some(
+        &server,
+        &[
+            ("2f", Event::NewBlockReceived, "block 2"),
+            ("2f", Event::NewBlockReceived, "nope"),
+            ("1f", Event::TransactionReceived, "block tx"),
+            ("3f", Event::NewBlockReceived, "block 3"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        support::within(Duration::from_secs(10), "the filtered stream", reader)
+            .await
+            .unwrap(),
+        [1, 4, 7],
+        "replayed then live, only new-block-received with 'block'"
+    );
+
+    // An older run's stream replays that run only.
+    let older = open_stream(&server, "?run=run-1&after=5").await;
+    assert_eq!(read_events(older, 2).await, [6, 7]);
+
+    // A new run's stream from its start holds none of run-1's reports.
+    support::http()
+        .post(format!("{}/api/runs", server.url()))
+        .json(&serde_json::json!({"name": "second"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let second = open_stream(&server, "?run=second&after=0").await;
+    let reader = tokio::spawn(read_events(second, 1));
+    subscribed(&server, 1).await;
+    send_some(
+        &server,
+        &[("1f", Event::NewBlockReceived, "block in second")],
+    )
+    .await;
+    assert_eq!(
+        support::within(Duration::from_secs(10), "the second run's stream", reader)
+            .await
+            .unwrap(),
+        [8]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_stream_refuses_a_bad_last_event_id_and_an_unknown_run() {
+    let server = spawn_server().await;
+    let http = support::http();
+    for bad in ["abc", "-1", "1.5", ""] {
+        let response = http
+            .get(format!("{}/api/stream", server.url()))
+            .header("Last-Event-ID", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "Last-Event-ID {bad:?}");
+        let body = response.text().await.unwrap();
+        assert!(body.starts_with("Last-Event-ID: "), "{bad:?}: {body}");
+    }
+    let response = http
+        .get(format!("{}/api/stream?run=nope", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().starts_with("run: no run"));
+    let response = http
+        .get(format!("{}/api/stream?event=bogus", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .starts_with("event: unknown event")
+    );
+    assert_eq!(
+        server.store.subscribers(),
+        0,
+        "a refused stream holds no subscription"
+    );
+    server.stop().await;
+}
+
+/// Export's filters against either backend; an unknown run is 404.
+async fn export_filters(server: support::TestServer) {
+    send_some(
+        &server,
+        &[
+            ("1f", Event::NewBlockReceived, "block 1"),
+            ("2f", Event::NewBlockReceived, "block 1"),
+            ("1f", Event::TransactionReceived, "tx block"),
+            ("1f", Event::NewBlockReceived, "block 2"),
+        ],
+    )
+    .await;
+    let http = support::http();
+    let export = async |query: &str| -> Vec<u64> {
+        let response = http
+            .get(format!("{}/api/export?format=ndjson{query}", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{query}");
+        response
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(export("").await, [1, 2, 3, 4]);
+    assert_eq!(export("&sender=1f").await, [1, 3, 4]);
+    assert_eq!(export("&event=new-block-received").await, [1, 2, 4]);
+    assert_eq!(export("&sender=1f&event=83&q=block").await, [1, 4]);
+    assert_eq!(export("&q=tx").await, [3]);
+    assert_eq!(export("&after=2").await, [3, 4]);
+    assert_eq!(
+        export("&limit=1").await,
+        [1, 2, 3, 4],
+        "export is the whole run, not a page"
+    );
+    let csv = http
+        .get(format!("{}/api/export?format=csv&sender=2f", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 2, "header and 2f's one row: {csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with("2,1,"), "{csv}");
+    for format in ["csv", "ndjson"] {
+        let response = http
+            .get(format!(
+                "{}/api/export?format={format}&run=nope",
+                server.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{format}");
+        assert!(response.text().await.unwrap().starts_with("run: no run"));
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn export_filters_and_refuses_an_unknown_run_in_memory() {
+    export_filters(spawn_server().await).await;
+}
+
+#[tokio::test]
+async fn export_filters_and_refuses_an_unknown_run_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    export_filters(sqlite_server(&dir).await).await;
+}
+
 #[tokio::test]
 async fn the_stream_goes_live_and_resumes_from_last_event_id() {
     let server = spawn_server().await;
@@ -337,7 +617,7 @@ async fn the_stream_goes_live_and_resumes_from_last_event_id() {
         .unwrap();
     assert_eq!(live.headers()["content-type"], "text/event-stream");
     let reader = tokio::spawn(read_events(live, 1));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    subscribed(&server, 1).await;
     send_some(&server, &[("3f", Event::FirstPeerConnected, "p3")]).await;
     assert_eq!(
         reader.await.unwrap(),
@@ -352,7 +632,7 @@ async fn the_stream_goes_live_and_resumes_from_last_event_id() {
         .await
         .unwrap();
     let reader = tokio::spawn(read_events(resumed, 2));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    subscribed(&server, 1).await;
     send_some(
         &server,
         &[

@@ -115,5 +115,11 @@ async fn a_million_reports_from_64_clients_are_all_readable_in_bounded_memory() 
         TOTAL / CLIENTS,
         "one client's reports read back"
     );
-    assert!(peak_kib < 256 * 1024, "bounded in RAM: {peak_kib} KiB");
+    // The README's goal for SQLite mode is 64 MiB after 1,000,000 reports (it
+    // measures ~15 MiB); `--memory` holds the same million in ~178 MiB, so a SQLite
+    // mode that kept reports in RAM would show here, well past 64 MiB.
+    assert!(
+        peak_kib < 64 * 1024,
+        "SQLite mode peak RSS within the 64 MiB goal: {peak_kib} KiB"
+    );
 }

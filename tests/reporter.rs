@@ -52,6 +52,17 @@ async fn invalid_reports_are_refused_at_once_and_a_full_queue_counts_drops() {
     assert_eq!(stats.dropped as usize, dropped);
     assert_eq!(stats.accepted + stats.dropped, 50);
     assert!(
+        stats.accepted >= 2,
+        "the queue took what it had room for: {stats:?}"
+    );
+    // Everything the queue took was delivered: a Reporter failing its deliveries
+    // would show here, not only in the server's count.
+    assert_eq!(
+        (stats.delivered, stats.failed),
+        (stats.accepted, 0),
+        "{stats:?}"
+    );
+    assert!(
         stats.dropped >= 48 - 2,
         "at most 2 undelivered at once: {stats:?}"
     );

@@ -186,3 +186,84 @@ async fn every_attempt_carries_the_same_report_id() {
     );
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
 }
+
+/// A server that takes every report and never answers.
+struct Hanging {
+    attempts: Arc<AtomicU32>,
+}
+
+#[tonic::async_trait]
+impl PerformanceStats for Hanging {
+    async fn report_stat(&self, _: Request<PerformanceData>) -> Result<Response<Ack>, Status> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        std::future::pending().await
+    }
+    async fn report_stats(
+        &self,
+        _: Request<Streaming<PerformanceData>>,
+    ) -> Result<Response<BatchAck>, Status> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn each_attempt_gives_up_at_its_timeout_against_a_server_that_hangs() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let attempts = Arc::new(AtomicU32::new(0));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PerformanceStatsServer::new(Hanging {
+                attempts: attempts.clone(),
+            }))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let policy = RetryPolicy {
+        attempt_timeout: Some(Duration::from_millis(200)),
+        ..quick(2)
+    };
+    let started = std::time::Instant::now();
+    // Without the per-attempt timeout the call would wait forever: the deadline
+    // here (far above 3 × 200 ms) turns that into a failure.
+    let status = support::within(
+        Duration::from_secs(20),
+        "the report to give up after 3 attempts of 200 ms",
+        refused_report(&url, policy),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    println!(
+        "hanging server: gave up after {elapsed:?} and {} attempts",
+        attempts.load(Ordering::SeqCst)
+    );
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "the first attempt and 2 retries, each timed out"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "each attempt waited its full 200 ms: {elapsed:?}"
+    );
+
+    let before = attempts.load(Ordering::SeqCst);
+    let batch = vec![PerformanceData::new(0, "1f", Event::NewBlockReceived, "m"); 3];
+    let status = support::within(
+        Duration::from_secs(20),
+        "the stream to give up after 3 attempts of 200 ms",
+        Client::connect_lazy(&url)
+            .unwrap()
+            .with_policy(policy)
+            .send_batch_with_retries(batch),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst) - before,
+        3,
+        "streams time out alike"
+    );
+}

@@ -39,7 +39,11 @@ impl TestServer {
 
     /// GETs `path` and parses the JSON body, asserting a 200.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let response = reqwest::get(format!("{}{path}", self.url())).await.unwrap();
+        let response = http()
+            .get(format!("{}{path}", self.url()))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.unwrap()
     }
@@ -47,7 +51,14 @@ impl TestServer {
     /// Shuts the server down gracefully and waits until the store is drained.
     pub async fn stop(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
-        self.task.take().unwrap().await.unwrap();
+        let task = self.task.take().unwrap();
+        within(
+            STOP_DEADLINE,
+            "the in-process server to shut down and drain",
+            task,
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -132,25 +143,83 @@ impl BinaryServer {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit status.
+    pub fn interrupt(self) -> std::process::ExitStatus {
+        self.signal("INT")
+    }
+
+    /// Sends `SIG<name>` and waits for the exit status, at most [`EXIT_DEADLINE`]:
+    /// the server promises to exit within 5 s of SIGTERM or SIGINT, so a server
+    /// still running after that is killed and the test fails saying so.
+    pub fn signal(mut self, name: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([&format!("-{name}"), &pid])
                 .status()
                 .unwrap()
-                .success()
+                .success(),
+            "kill -{name} {pid}"
         );
-        self.child.wait().unwrap()
+        wait_child(
+            &mut self.child,
+            EXIT_DEADLINE,
+            &format!("the server to exit after SIG{name}"),
+        )
+    }
+
+    /// Starts `perfstats serve ARGS…` with `envs` set (and no `--listen` unless
+    /// `args` or `envs` give one), waiting for its address. A listen address must be
+    /// on port 0 so tests never collide.
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> BinaryServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
+        command
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped());
+        for var in [
+            "PERFSTATS_LISTEN",
+            "PERFSTATS_DB",
+            "PERFSTATS_MEMORY",
+            "PERFSTATS_MAX_REPORTS",
+            "PERFSTATS_NEW_RUN",
+            "PERFSTATS_TOKEN",
+            "PERFSTATS_READ_TOKEN",
+            "PERFSTATS_METRICS_MAX_SENDERS",
+        ] {
+            command.env_remove(var);
+        }
+        command.envs(envs.iter().copied());
+        let mut child = command.spawn().expect("spawn perfstats");
+        let url = announced_url(&mut child);
+        BinaryServer { child, url }
     }
 }
 
 /// The `http://…` address a server child prints on its first line of stdout.
+/// Panics after [`START_DEADLINE`] (killing the child) if no line came: a server
+/// that hangs before listening must fail the test, not hang CI.
 pub fn announced_url(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout piped"))
-        .read_line(&mut line)
-        .unwrap();
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+        let _ = sender.send(read);
+    });
+    let line = match receiver.recv_timeout(START_DEADLINE) {
+        Ok(read) => read.expect("read the server's first line"),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server printed no address within {START_DEADLINE:?}");
+        }
+    };
     line.split_whitespace()
         .find(|word| word.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
@@ -191,4 +260,82 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|value| value.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
         .unwrap()
+}
+
+/// How long a server child may take to print its address: it opens its store and
+/// binds; a few hundred ms on a loaded 2-core machine, so 60 s only trips on a hang.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a server child may take to exit after SIGTERM/SIGINT: it promises 5 s
+/// (then exits 1 on its own), so 15 s leaves room for a loaded machine and still
+/// catches a server that ignores the signal.
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(15);
+/// How long an in-process server may take to stop and drain its store.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(60);
+/// The deadline of one HTTP request made by these helpers.
+pub const HTTP_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a client command (`perfstats report|tail|export|runs`) may run.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
+
+/// An HTTP client whose every request gives up after [`HTTP_DEADLINE`].
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HTTP_DEADLINE)
+        .build()
+        .unwrap()
+}
+
+/// Awaits `future`, panicking with "timed out waiting for WHAT" after `limit`.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    future: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Waits for `child` to exit, at most `limit`; past it the child is killed and the
+/// test fails naming `what` it waited for.
+pub fn wait_child(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `command` to completion with its output captured, at most `limit`; past it
+/// the process is killed and the test fails naming `what`.
+pub fn output_within(command: &mut Command, limit: Duration, what: &str) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("spawn {what}: {error}"));
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|pipe| Box::new(pipe) as _));
+    let stderr = read(child.stderr.take().map(|pipe| Box::new(pipe) as _));
+    let status = wait_child(&mut child, limit, what);
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
