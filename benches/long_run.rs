@@ -339,6 +339,38 @@ async fn bench(total: usize) {
         listening.as_secs_f64(),
         served.as_secs_f64()
     );
+
+    // A second run of the same size, then the two compared: the first call builds
+    // the older run's analysis from SQLite; later ones reuse it.
+    let started = reqwest::Client::new()
+        .post(format!("{url}/api/runs"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    fill(&url, total).await;
+    let mut times = Vec::new();
+    for _ in 0..=CALLS {
+        let started = Instant::now();
+        let response = reqwest::get(format!("{url}/api/compare?a=1&b=2"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert!(answer["kinds"]["block"]["p50_delta_ci95_ms"].is_array());
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let first = times.remove(0);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  /api/compare of two {sent}-report runs: first call {first:.0} ms (builds the older run's analysis), then p50 {:.2} ms, p95 {:.2} ms",
+        percentile(&times, 0.5),
+        percentile(&times, 0.95)
+    );
+    let (rss, peak) = rss_mib(child.id());
+    println!("  RSS with both runs' analyses: {rss:.1} MiB (peak {peak:.1} MiB)");
     let _ = child.kill();
     let _ = child.wait();
 

@@ -3,8 +3,10 @@
 //! (problem → commits → reveal → winner → block). Node `5l` misses block 2, and in
 //! round 3 node `3f` names another winner, so the dashboard has something to find.
 //!
-//! `cargo run --release --example network -- [URL] [ROUNDS] [PACE_MS] [SEED]`
-//! (defaults: http://127.0.0.1:12345, 6 rounds, 300 ms between rounds, seed 7).
+//! `cargo run --release --example network -- [URL] [ROUNDS] [PACE_MS] [SEED] [LIGHT_DELAY_MS]`
+//! (defaults: http://127.0.0.1:12345, 6 rounds, 300 ms between rounds, seed 7, no
+//! delay). `LIGHT_DELAY_MS` is added to the light nodes' block latency, as a netem
+//! delay on their links would: two runs, with and without, are something to compare.
 //!
 //! The same seed gives the same network (latencies, winners, messages). With a pace
 //! of 0 the run is generated as fast as the server stores it: its simulated clock
@@ -64,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: u32 = args.next().map_or(Ok(6), |text| text.parse())?;
     let pace = Duration::from_millis(args.next().map_or(Ok(300), |text| text.parse())?);
     let seed: u64 = args.next().map_or(Ok(7), |text| text.parse())?;
+    let light_delay: f64 = args.next().map_or(Ok(0.0), |text| text.parse())?;
     let client = Client::connect_lazy(&addr)?;
     let mut rng = StdRng::seed_from_u64(seed);
     let batched = pace.is_zero();
@@ -181,7 +184,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if round == 2 && *node == "5l" {
                 continue;
             }
-            let latency = rng.random_range(10.0..30.0) + 8.0 * i as f64;
+            let delay = if node.ends_with('l') {
+                light_delay
+            } else {
+                0.0
+            };
+            let latency = rng.random_range(10.0..30.0) + 8.0 * i as f64 + delay;
             step.add(
                 600.0 + latency,
                 node,

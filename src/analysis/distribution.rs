@@ -14,7 +14,7 @@ const LINEAR: u64 = 128;
 const MANTISSA_BITS: u32 = 7;
 
 /// The bucket holding `value` (ns).
-fn bucket(value: u64) -> usize {
+pub(crate) fn bucket(value: u64) -> usize {
     if value < LINEAR {
         return value as usize;
     }
@@ -33,6 +33,16 @@ fn bounds(index: usize) -> (u64, u64) {
     let mantissa = ((index - LINEAR as usize) % LINEAR as usize) as u64;
     let low = (LINEAR + mantissa) << shift;
     (low, low.saturating_add(1 << shift))
+}
+
+/// The value a bucket stands for: exact below 128 ns, else its middle.
+pub(crate) fn middle(index: usize) -> f64 {
+    let (low, high) = bounds(index);
+    if high - low == 1 {
+        low as f64
+    } else {
+        (low as f64 + high as f64) / 2.0
+    }
 }
 
 /// Whole-run latencies of one round kind, in nanoseconds.
@@ -145,17 +155,26 @@ impl Distribution {
         for (index, count) in self.counts.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                let (low, high) = bounds(index);
-                let middle = if high - low == 1 {
-                    low as f64
-                } else {
-                    (low as f64 + high as f64) / 2.0
-                };
                 let max = self.max_ns().map_or(f64::MAX, |max| max as f64);
-                return Some(middle.min(max));
+                return Some(middle(index).min(max));
             }
         }
         None
+    }
+
+    /// The non-empty buckets as (values up to and including it, its value in ns),
+    /// in order: the quantile function, for resampling.
+    pub fn cumulative(&self) -> Vec<(u64, f64)> {
+        let mut seen = 0;
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(index, count)| {
+                seen += count;
+                (seen, middle(index))
+            })
+            .collect()
     }
 
     /// How many values are at most `bound` ns (a bucket straddling the bound counts

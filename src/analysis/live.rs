@@ -11,7 +11,7 @@
 //! the whole-run [`Distribution`] of first-receipt latencies; the winner reports by
 //! problem round; and the [`Timeline`] counts.
 
-use super::distribution::{Distribution, Summary};
+use super::distribution::{self, Distribution, Summary};
 use super::timeline::{Timeline, Window};
 use super::{
     Analysis, NodeSummary, ROUND_KINDS, Round, RoundKind, SYNC_PHASES, WinnerRound, millis,
@@ -76,9 +76,58 @@ struct Kind {
     latencies: Distribution,
     /// How many rounds have each `received` count.
     by_received: Vec<u64>,
+    /// Per sender id as a receiver: its latencies, bucket (as the distribution's)
+    /// → count, for its own median and how many rounds it received.
+    by_receiver: Vec<BTreeMap<u32, u32>>,
+    /// Per sender id, how many rounds of this kind it sent.
+    sent_by: Vec<u64>,
 }
 
 impl Kind {
+    /// Counts `receiver`'s `latency` in (or, with `add` false, out of) the
+    /// whole-run distribution and the receiver's own.
+    fn count(&mut self, receiver: usize, latency: i64, add: bool) {
+        if add {
+            self.latencies.add(latency);
+        } else {
+            self.latencies.remove(latency);
+        }
+        if self.by_receiver.len() <= receiver {
+            self.by_receiver.resize_with(receiver + 1, BTreeMap::new);
+        }
+        let bucket = distribution::bucket(latency.max(0) as u64) as u32;
+        let own = &mut self.by_receiver[receiver];
+        if add {
+            *own.entry(bucket).or_insert(0) += 1;
+        } else if let Some(count) = own.get_mut(&bucket) {
+            *count -= 1;
+            if *count == 0 {
+                own.remove(&bucket);
+            }
+        }
+    }
+
+    /// How many rounds `receiver` received, and its median latency (ns, nearest
+    /// rank, within 0.4%).
+    fn receiver(&self, receiver: usize) -> (u64, Option<f64>) {
+        let Some(own) = self.by_receiver.get(receiver) else {
+            return (0, None);
+        };
+        let received: u64 = own.values().map(|count| u64::from(*count)).sum();
+        let rank = received.div_ceil(2).max(1);
+        let mut seen = 0;
+        let median = own.iter().find_map(|(bucket, count)| {
+            seen += u64::from(*count);
+            (seen >= rank).then(|| distribution::middle(*bucket as usize))
+        });
+        (received, median)
+    }
+
+    /// How many rounds of this kind `receiver` could have received: those others sent.
+    fn receivable(&self, receiver: usize) -> u64 {
+        self.sends.len() as u64 - self.sent_by.get(receiver).copied().unwrap_or(0)
+    }
+
     /// The end of round `index`'s window: the next send's time.
     fn until(&self, index: usize) -> i64 {
         self.sends.get(index + 1).map_or(i64::MAX, |next| next.time)
@@ -156,14 +205,14 @@ impl Kind {
                 match times.get(at).copied().filter(|old| *old < until) {
                     Some(old) => {
                         // An earlier receipt than the one counted: it replaces it.
-                        self.latencies.remove(old - start);
-                        self.latencies.add(latency);
+                        self.count(receiver, old - start, false);
+                        self.count(receiver, latency, true);
                         if old - start == self.sends[index].max {
                             recompute = Some(index);
                         }
                     }
                     None => {
-                        self.latencies.add(latency);
+                        self.count(receiver, latency, true);
                         let received = self.sends[index].received + 1;
                         self.set_received(index, received);
                         if latency > self.sends[index].max {
@@ -203,6 +252,10 @@ impl Kind {
             self.by_received.push(0);
         }
         self.by_received[0] += 1;
+        if self.sent_by.len() <= sender as usize {
+            self.sent_by.resize(sender as usize + 1, 0);
+        }
+        self.sent_by[sender as usize] += 1;
         // The round before now ends at `time`: receipts from `time` on leave it.
         if let Some(previous) = at.checked_sub(1) {
             let (start, origin) = (self.sends[previous].time, self.sends[previous].sender);
@@ -214,7 +267,7 @@ impl Kind {
                 if let Some(first) = self.first_in(receiver, start, old_until)
                     && first >= time
                 {
-                    self.latencies.remove(first - start);
+                    self.count(receiver, first - start, false);
                     left += 1;
                 }
             }
@@ -231,7 +284,7 @@ impl Kind {
                 continue;
             }
             if let Some(first) = self.first_in(receiver, time, until) {
-                self.latencies.add(first - time);
+                self.count(receiver, first - time, true);
                 received += 1;
                 max = max.max(first - time);
             }
@@ -738,6 +791,25 @@ impl LiveAnalysis {
         }
     }
 
+    /// Every sender's sync phases and how it received rounds of `kind`, by name.
+    pub fn receivers(&self, kind: RoundKind) -> Vec<Receiver> {
+        let state = &self.kinds[kind_index(kind)];
+        let nodes = self.nodes();
+        self.sorted
+            .iter()
+            .zip(nodes)
+            .map(|(id, node)| {
+                let (received, median) = state.receiver(*id as usize);
+                Receiver {
+                    received,
+                    missed: state.receivable(*id as usize) - received,
+                    median_ms: median.map(|ns| ns / 1e6),
+                    node,
+                }
+            })
+            .collect()
+    }
+
     /// The earliest and latest report time of the run.
     pub fn span(&self) -> Option<(i64, i64)> {
         self.timeline.span()
@@ -768,6 +840,19 @@ impl LiveAnalysis {
     pub fn timeline_seqs(&self, from: i64, to: i64) -> Option<(u64, u64)> {
         self.timeline.seqs(from, to)
     }
+}
+
+/// One sender as a receiver of one round kind (see [`LiveAnalysis::receivers`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receiver {
+    /// Its summary, sync phases included.
+    pub node: NodeSummary,
+    /// Rounds of the kind it received.
+    pub received: u64,
+    /// Rounds of the kind others sent that it never received.
+    pub missed: u64,
+    /// Its median latency, ms (within 0.4%).
+    pub median_ms: Option<f64>,
 }
 
 /// One sender's counts in a timeline window.

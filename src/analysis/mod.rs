@@ -11,10 +11,12 @@
 //! are stored, so that reads never fold a run.
 //!
 //! # Layout
+//! - [`compare`]: two runs side by side, with bootstrap intervals for the differences.
 //! - [`distribution`]: whole-run latency distributions (log buckets, exact max).
 //! - [`live`]: the analysis kept current at ingest.
 //! - [`timeline`]: counts per sender, event and time bucket, at four resolutions.
 
+pub mod compare;
 pub mod distribution;
 pub mod live;
 pub mod timeline;

@@ -42,6 +42,22 @@ enum Command {
     Export(Export),
     /// List the runs.
     Runs(Remote),
+    /// Compare two runs: per round kind, the medians and their difference with a
+    /// 95% interval (b - a), and the 99th percentiles.
+    Compare(Compare),
+}
+
+#[derive(Args)]
+struct Compare {
+    #[command(flatten)]
+    remote: Remote,
+    /// The first run (id or name).
+    a: String,
+    /// The second run (id or name): deltas are b - a.
+    b: String,
+    /// `table` (to paste into a paper) or `json` (the API's answer).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
 }
 
 /// Where the server is (every client command).
@@ -171,6 +187,14 @@ async fn main() -> ExitCode {
             .map(drop)
         }
         Command::Runs(remote) => terminal::runs(&remote.http(), &mut std::io::stdout()).await,
+        Command::Compare(compare) => {
+            let format = match compare.format.as_str() {
+                "json" => terminal::CompareFormat::Json,
+                _ => terminal::CompareFormat::Table,
+            };
+            let out = &mut std::io::stdout();
+            terminal::compare(&compare.remote.http(), &compare.a, &compare.b, format, out).await
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The terminal commands' work, over the HTTP API: `tail` follows the live stream
-//! (resuming after a server restart), `export` writes a run out, `runs` lists runs.
+//! (resuming after a server restart), `export` writes a run out, `runs` lists runs,
+//! `compare` puts two runs side by side.
 //! Progress and reconnection notes go to stderr only when it is a terminal.
 
 use super::http::{HttpClient, encode_query};
@@ -212,6 +213,98 @@ pub async fn runs(http: &HttpClient, out: &mut impl Write) -> Result<(), String>
         ));
     }
     emit(out, table.as_bytes()).map(drop)
+}
+
+/// How `compare` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareFormat {
+    /// A table to paste into a paper.
+    Table,
+    /// The API's JSON answer.
+    Json,
+}
+
+/// Writes runs `a` and `b` compared (`/api/compare`) to `out`.
+pub async fn compare(
+    http: &HttpClient,
+    a: &str,
+    b: &str,
+    format: CompareFormat,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let path = format!("/api/compare{}", query(&[("a", Some(a)), ("b", Some(b))]));
+    let text = http
+        .get(&path, &[])
+        .await
+        .map_err(String::from)?
+        .text()
+        .await?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&text).map_err(|error| format!("/api/compare: {error}"))?;
+    let text = match format {
+        CompareFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&answer).map_err(|error| error.to_string())?
+        ),
+        CompareFormat::Table => compare_table(&answer),
+    };
+    emit(out, text.as_bytes()).map(drop)
+}
+
+/// The comparison as a table: per round kind, counts, medians, the difference with
+/// its 95% interval (`*` where it excludes 0), 99th percentiles.
+pub fn compare_table(answer: &serde_json::Value) -> String {
+    let ms = |value: &serde_json::Value| match value.as_f64() {
+        Some(ms) => format!("{ms:.2}"),
+        None => "-".into(),
+    };
+    let mut table = format!(
+        "a = {} ({} reports), b = {} ({} reports); deltas are b - a, 95% bootstrap intervals\n",
+        answer["a"]["name"].as_str().unwrap_or_default(),
+        answer["a"]["reports"],
+        answer["b"]["name"].as_str().unwrap_or_default(),
+        answer["b"]["reports"],
+    );
+    table.push_str(&format!(
+        "{:<8} {:>9} {:>9} {:>10} {:>10} {:>30} {:>10} {:>10}\n",
+        "kind",
+        "count a",
+        "count b",
+        "p50 a ms",
+        "p50 b ms",
+        "delta p50 ms [95% CI]",
+        "p99 a ms",
+        "p99 b ms"
+    ));
+    for kind in ["problem", "block", "reveal"] {
+        let row = &answer["kinds"][kind];
+        let delta = match (
+            row["p50_delta_ms"].as_f64(),
+            row["p50_delta_ci95_ms"].as_array(),
+        ) {
+            (Some(delta), Some(interval)) => format!(
+                "{delta:+.2} [{:+.2}, {:+.2}]{}",
+                interval[0].as_f64().unwrap_or_default(),
+                interval[1].as_f64().unwrap_or_default(),
+                if row["real"] == true { " *" } else { "  " }
+            ),
+            (Some(delta), None) => format!("{delta:+.2} [too few]  "),
+            _ => "-  ".into(),
+        };
+        table.push_str(&format!(
+            "{:<8} {:>9} {:>9} {:>10} {:>10} {:>30} {:>10} {:>10}\n",
+            kind,
+            row["a"]["count"].to_string(),
+            row["b"]["count"].to_string(),
+            ms(&row["a"]["p50_ms"]),
+            ms(&row["b"]["p50_ms"]),
+            delta,
+            ms(&row["a"]["p99_ms"]),
+            ms(&row["b"]["p99_ms"]),
+        ));
+    }
+    table.push_str("* the interval excludes 0: a difference beyond noise\n");
+    table
 }
 
 #[cfg(test)]
