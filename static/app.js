@@ -860,13 +860,416 @@ function wire() {
   window.addEventListener('resize', () => { renderTimeline(); renderHistogram(); });
 }
 
+// ---- compare view: two runs side by side (/?compare=a,b) ----------------------
+
+const SIDES = ['a', 'b'];
+const SIDE_COLORS = { a: '#1f77b4', b: '#e8710a' };
+const compare = { pair: null, data: null };
+
+/** The runs of `?compare=a,b` (ids or names, each URL-encoded), or null. */
+function compareParam() {
+  const raw = location.search.slice(1).split('&').find((part) => part.split('=')[0] === 'compare');
+  if (raw == null) return null;
+  const value = raw.slice('compare'.length + 1);
+  const decode = (text) => decodeURIComponent(text.replace(/\+/g, ' '));
+  try {
+    const parts = value.split(',');
+    // A literal comma separates the two; with it encoded too, split the decoded value.
+    return parts.length === 1 ? decode(value).split(',') : parts.map(decode);
+  } catch {
+    return [];
+  }
+}
+
+/** The shareable address of a comparison, with a literal comma between the runs. */
+function compareHref(a, b) {
+  const tokenPart = token ? `&token=${encodeURIComponent(token)}` : '';
+  return `/?compare=${encodeURIComponent(a)},${encodeURIComponent(b)}${tokenPart}`;
+}
+
+/** "+40.2" / "-3.1" */
+const signed = (value) => `${value < 0 ? '-' : '+'}${Math.abs(value).toFixed(1)}`;
+
+function deltaText(kind) {
+  if (kind.p50_delta_ms == null) return '–';
+  const ci = kind.p50_delta_ci95_ms;
+  return `${signed(kind.p50_delta_ms)} ms${ci ? ` [${ci[0].toFixed(1)}, ${ci[1].toFixed(1)}]` : ''}`;
+}
+
+function verdict(kind) {
+  if (!kind.p50_delta_ci95_ms) return 'too few';
+  return kind.real ? 'beyond noise' : 'within noise';
+}
+
+const hasReceipts = (kind) => kind.a.count + kind.b.count > 0;
+
+function swatch(side) {
+  const mark = el('i', null, `swatch ${side}`);
+  mark.style.background = SIDE_COLORS[side];
+  return mark;
+}
+
+async function showCompare(pair) {
+  for (const node of document.querySelectorAll('.live-only')) node.hidden = true;
+  $('live').hidden = true;
+  $('compare').hidden = false;
+  $('live-link').hidden = false;
+  $('live-link').href = url('/');
+  compare.pair = pair;
+  if (pair.length !== 2 || pair.some((name) => !name)) {
+    compareError('The address should name two runs: /?compare=A,B (ids or names, URL-encoded).');
+    return;
+  }
+  document.title = `perfstats: compare ${pair[0]} with ${pair[1]}`;
+  $('compare-title').textContent = `Compare ${pair[0]} with ${pair[1]}`;
+  const response = await fetch(url('/api/compare', { a: pair[0], b: pair[1] }));
+  if (!response.ok) {
+    compareError(`Cannot compare: ${await response.text()}`);
+    return;
+  }
+  compare.data = await response.json();
+  renderCompare();
+  window.addEventListener('resize', renderCdfs);
+}
+
+function compareError(text) {
+  $('compare-error').textContent = text;
+  $('compare-error').hidden = false;
+}
+
+function renderCompare() {
+  const data = compare.data;
+  $('compare-title').textContent = `Compare a: ${data.a.name} with b: ${data.b.name}`;
+  document.title = `perfstats: compare ${data.a.name} with ${data.b.name}`;
+  const runs = $('compare-runs');
+  runs.replaceChildren();
+  for (const side of SIDES) {
+    const info = data[side];
+    const item = el('span', null, 'run-info');
+    item.append(swatch(side), el('b', `${side}: ${info.name}`),
+      ` (#${info.id}) · ${plural(info.reports, 'report')}${info.evicted ? ` (${info.evicted} evicted)` : ''}`
+      + ` · started ${new Date(info.started_unix_nano / 1e6).toISOString().replace('T', ' ').slice(0, 19)} UTC`
+      + `${info.current ? ' · current run' : ''}`);
+    runs.append(item);
+  }
+  const swap = el('a', 'swap a and b');
+  swap.href = compareHref(data.b.id, data.a.id);
+  runs.append(swap);
+  renderDeltas();
+  renderCdfFigures();
+  renderCompareNodes();
+  renderCompareFlags();
+}
+
+function renderDeltas() {
+  const kinds = Object.entries(compare.data.kinds).filter(([, kind]) => hasReceipts(kind));
+  $('compare-deltas-view').hidden = false;
+  const rows = kinds.map(([name, kind]) => {
+    const said = verdict(kind);
+    const delta = el('td', deltaText(kind), 'num delta');
+    if (kind.real) delta.classList.add(kind.p50_delta_ms > 0 ? 'slower' : 'faster');
+    const tr = row([
+      el('td', name), num(kind.a.count), num(kind.b.count), num(ms(kind.a.p50_ms)), num(ms(kind.b.p50_ms)),
+      delta, el('td', said, `verdict ${said.replace(' ', '-')}`), num(ms(kind.a.p99_ms)), num(ms(kind.b.p99_ms)),
+    ], kind.real ? 'real' : '');
+    tr.dataset.kind = name;
+    return tr;
+  });
+  if (!rows.length) {
+    const cell = el('td', 'no propagation rounds in either run');
+    cell.colSpan = 9;
+    rows.push(row([cell]));
+  }
+  $('compare-deltas').tBodies[0].replaceChildren(...rows);
+}
+
+function renderCdfFigures() {
+  const kinds = Object.entries(compare.data.kinds)
+    .filter(([, kind]) => kind.quantiles.a.length || kind.quantiles.b.length);
+  $('compare-cdfs-view').hidden = !kinds.length;
+  $('compare-cdfs').replaceChildren(...kinds.map(([name, kind]) => {
+    const figure = el('figure', null, 'cdf-figure');
+    const caption = el('figcaption');
+    caption.append(el('b', `${name} rounds`));
+    for (const side of SIDES) {
+      const dist = kind[side];
+      const item = el('span', `${side}: ${dist.count ? `p50 ${ms(dist.p50_ms)} ms · ${plural(dist.count, 'receipt')}` : 'no receipts'}`);
+      item.prepend(swatch(side));
+      caption.append(item);
+    }
+    const canvas = el('canvas', null, 'cdf');
+    canvas.id = `cdf-${name}`;
+    canvas.dataset.kind = name;
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `${name} latency CDF of a (${compare.data.a.name}) and b (${compare.data.b.name})`);
+    figure.append(caption, canvas);
+    return figure;
+  }));
+  renderCdfs();
+}
+
+function renderCdfs() {
+  if (!compare.data) return;
+  for (const canvas of document.querySelectorAll('canvas.cdf')) {
+    drawCdf(canvas, compare.data.kinds[canvas.dataset.kind]);
+  }
+}
+
+/**
+ * Tick values for a log axis over lo..hi: 1-2-5 (or 1-2-3-5, or every digit, when
+ * that gives too few; decades when too many), at least `gap` px apart where `at` puts them.
+ */
+function logTicks(lo, hi, at, gap = 34) {
+  const series = (steps) => {
+    const out = [];
+    for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e += 1) {
+      for (const step of steps) {
+        const value = +(step * 10 ** e).toPrecision(6);
+        if (value >= lo && value <= hi) out.push(value);
+      }
+    }
+    return out;
+  };
+  const fits = (values) => values.every((value, i) => i === 0 || at(value) - at(values[i - 1]) >= gap);
+  const choices = [[1, 2, 5], [1, 2, 3, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]].map(series);
+  const ticks = choices.find((values) => values.length >= 3 && fits(values))
+    || [series([1]), choices[0]].find((values) => values.length >= 2 && fits(values));
+  if (ticks) return ticks;
+  return [+lo.toPrecision(2), +hi.toPrecision(2)].filter((value) => value >= lo && value <= hi);
+}
+
+const tickLabel = (value) => (value >= 100 ? String(Math.round(value)) : String(+value.toPrecision(3)));
+
+/** Both runs' latency CDFs of one kind on one canvas: log-scaled ms against the fraction. */
+function drawCdf(canvas, kind) {
+  const { context, width, height } = canvasContext(canvas, 260);
+  context.fillStyle = '#fff';
+  context.fillRect(0, 0, width, height);
+  const curves = SIDES.map((side) => {
+    const points = kind.quantiles[side].map((value, i) => [value, (i + 1) / 100]);
+    // The slowest receipt is exact: the curve reaches 1 there.
+    const max = kind[side].max_ms;
+    if (points.length && max != null && max >= points[points.length - 1][0]) points.push([max, 1]);
+    return { side, points };
+  }).filter((curve) => curve.points.length);
+  const values = curves.flatMap((curve) => curve.points.map(([value]) => value)).filter((value) => value > 0);
+  if (!values.length) return;
+  let lo = Math.log10(Math.min(...values));
+  let hi = Math.log10(Math.max(...values));
+  if (hi - lo < 0.2) { const mid = (hi + lo) / 2; lo = mid - 0.1; hi = mid + 0.1; }
+  const pad = (hi - lo) * 0.04;
+  lo -= pad;
+  hi += pad;
+  const [left, right, top, bottom] = [46, 14, 12, 40];
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const x = (value) => left + ((Math.log10(Math.max(value, 10 ** lo)) - lo) / (hi - lo)) * plotW;
+  const y = (fraction) => top + (1 - fraction) * plotH;
+  // Grid, ticks and labels.
+  context.lineWidth = 1;
+  context.font = '11px system-ui, sans-serif';
+  context.textAlign = 'right';
+  for (const fraction of [0, 0.25, 0.5, 0.75, 1]) {
+    const at = Math.round(y(fraction)) + 0.5;
+    context.strokeStyle = fraction === 0.5 ? '#b9c0cc' : '#e8ebf1';
+    context.beginPath(); context.moveTo(left, at); context.lineTo(left + plotW, at); context.stroke();
+    context.fillStyle = '#1d2330';
+    context.fillText(String(fraction), left - 5, at + 4);
+  }
+  context.textAlign = 'center';
+  for (const value of logTicks(10 ** lo, 10 ** hi, x)) {
+    const at = Math.round(x(value)) + 0.5;
+    context.strokeStyle = '#e8ebf1';
+    context.beginPath(); context.moveTo(at, top); context.lineTo(at, top + plotH); context.stroke();
+    context.strokeStyle = '#6b7385';
+    context.beginPath(); context.moveTo(at, top + plotH); context.lineTo(at, top + plotH + 4); context.stroke();
+    context.fillStyle = '#1d2330';
+    context.fillText(tickLabel(value), at, top + plotH + 15);
+  }
+  context.strokeStyle = '#6b7385';
+  context.beginPath();
+  context.moveTo(left + 0.5, top); context.lineTo(left + 0.5, top + plotH + 0.5); context.lineTo(left + plotW, top + plotH + 0.5);
+  context.stroke();
+  context.fillStyle = '#6b7385';
+  context.fillText('latency, ms (log scale)', left + plotW / 2, height - 6);
+  context.save();
+  context.translate(12, top + plotH / 2);
+  context.rotate(-Math.PI / 2);
+  context.fillText('fraction of receipts ≤ latency', 0, 0);
+  context.restore();
+  // The curves.
+  context.save();
+  context.beginPath();
+  context.rect(left, top - 2, plotW, plotH + 4);
+  context.clip();
+  context.lineWidth = 2;
+  context.lineJoin = 'round';
+  for (const { side, points } of curves) {
+    context.strokeStyle = SIDE_COLORS[side];
+    context.beginPath();
+    points.forEach(([value, fraction], i) => {
+      if (i) context.lineTo(x(value), y(fraction));
+      else context.moveTo(x(value), y(fraction));
+    });
+    context.stroke();
+  }
+  context.restore();
+  // Legend: bottom right, where a CDF leaves room.
+  const drawn = new Set(curves.map((curve) => curve.side));
+  const names = SIDES.map((side) => {
+    const name = compare.data[side].name;
+    return `${side}: ${name.length > 28 ? `${name.slice(0, 27)}…` : name}${drawn.has(side) ? '' : ' (no receipts)'}`;
+  });
+  const boxW = Math.max(...names.map((name) => context.measureText(name).width)) + 34;
+  const boxH = 40;
+  const boxX = left + plotW - boxW - 6;
+  const boxY = top + plotH - boxH - 6;
+  context.fillStyle = 'rgba(255, 255, 255, 0.92)';
+  context.fillRect(boxX, boxY, boxW, boxH);
+  context.strokeStyle = '#dde1ea';
+  context.strokeRect(boxX + 0.5, boxY + 0.5, boxW - 1, boxH - 1);
+  context.textAlign = 'left';
+  SIDES.forEach((side, i) => {
+    const lineY = boxY + 13 + i * 16;
+    context.strokeStyle = SIDE_COLORS[side];
+    context.lineWidth = 2;
+    context.beginPath(); context.moveTo(boxX + 8, lineY); context.lineTo(boxX + 24, lineY); context.stroke();
+    context.fillStyle = '#1d2330';
+    context.fillText(names[i], boxX + 29, lineY + 4);
+  });
+}
+
+function renderCompareNodes() {
+  const { nodes } = compare.data;
+  $('compare-nodes-view').hidden = !nodes.length;
+  const top = Math.max(1, ...nodes.flatMap((node) => SIDES.map((side) => node[side]?.synced_ms ?? 0)));
+  const rows = nodes.map((node) => {
+    const bars = el('td', null, 'sync-bars');
+    for (const side of SIDES) {
+      const info = node[side];
+      const line = el('div', null, `sync-line ${side}`);
+      const track = el('span', null, 'track');
+      if (info?.synced_ms != null) {
+        const bar = el('span', null, `bar ${side}`);
+        bar.style.width = `${Math.max(0.5, (info.synced_ms / top) * 100)}%`;
+        track.append(bar);
+      }
+      const value = !info ? '–' : info.synced_ms == null ? 'not synced' : `${ms(info.synced_ms)} ms`;
+      line.title = !info ? `${node.sender} did not report in ${side}` : '';
+      line.append(el('span', side, `side ${side}`), track, el('span', value, 'bar-value'));
+      bars.append(line);
+    }
+    const both = node.a && node.b;
+    const blockDelta = both && node.a.block_p50_ms != null && node.b.block_p50_ms != null
+      ? `${signed(node.b.block_p50_ms - node.a.block_p50_ms)}` : '–';
+    const missed = (side) => {
+      const cell = num(node[side] ? node[side].blocks_missed : '–');
+      if (node[side]?.blocks_missed) cell.classList.add('missing');
+      return cell;
+    };
+    const tr = row([
+      el('td', node.sender, 'node-name'), bars,
+      num(node.synced_delta_ms == null ? '–' : signed(node.synced_delta_ms)),
+      num(node.a ? ms(node.a.block_p50_ms) : '–'), num(node.b ? ms(node.b.block_p50_ms) : '–'),
+      num(blockDelta), missed('a'), missed('b'),
+    ], both ? '' : 'one-side');
+    tr.dataset.sender = node.sender;
+    return tr;
+  });
+  $('compare-nodes').tBodies[0].replaceChildren(...rows);
+}
+
+function renderCompareFlags() {
+  const { flags } = compare.data;
+  $('compare-flags-view').hidden = false;
+  $('compare-flags').tBodies[0].replaceChildren(...SIDES.map((side) => {
+    const name = el('td', `${side}: ${compare.data[side].name}`);
+    name.prepend(swatch(side));
+    const count = (value) => {
+      const cell = num(value);
+      if (value) cell.classList.add('missing');
+      return cell;
+    };
+    const tr = row([name, count(flags[side].rounds_flagged), count(flags[side].winners_disagreeing)]);
+    tr.dataset.side = side;
+    return tr;
+  }));
+}
+
+// The header's "compare…" control: pick run a and run b, then go to /?compare=a,b.
+
+async function toggleComparePicker() {
+  const form = $('compare-form');
+  if (!form.hidden) { closeComparePicker(); return; }
+  const runs = await getJson('/api/runs');
+  const options = () => runs.map((run) => {
+    const option = el('option', `${run.name} (${run.reports})`);
+    option.value = run.id;
+    return option;
+  });
+  $('compare-a').replaceChildren(...options());
+  $('compare-b').replaceChildren(...options());
+  let a;
+  let b;
+  if (compare.data) {
+    [a, b] = [compare.data.a.id, compare.data.b.id];
+  } else {
+    // By default the run shown (b) against the one before it (a).
+    const shown = runs.findIndex((run) => String(run.id) === String(state.run ?? ''));
+    const at = shown >= 0 ? shown : runs.length - 1;
+    b = runs[at]?.id;
+    a = runs[at - 1]?.id ?? runs[at + 1]?.id ?? b;
+  }
+  if (a != null) $('compare-a').value = a;
+  if (b != null) $('compare-b').value = b;
+  form.hidden = false;
+  $('compare-open').setAttribute('aria-expanded', 'true');
+  updateComparePicker();
+  $('compare-a').focus();
+}
+
+function closeComparePicker() {
+  $('compare-form').hidden = true;
+  $('compare-open').setAttribute('aria-expanded', 'false');
+}
+
+function updateComparePicker() {
+  const [a, b] = [$('compare-a').value, $('compare-b').value];
+  const ready = a !== '' && b !== '' && a !== b;
+  $('compare-go').disabled = !ready;
+  $('compare-pick-note').textContent = $('compare-a').options.length < 2 ? 'only one run so far'
+    : ready ? '' : 'pick two different runs';
+}
+
+function wireComparePicker() {
+  $('compare-open').addEventListener('click', () => toggleComparePicker().catch(console.warn));
+  $('compare-cancel').addEventListener('click', closeComparePicker);
+  $('compare-a').addEventListener('change', updateComparePicker);
+  $('compare-b').addEventListener('change', updateComparePicker);
+  $('compare-form').addEventListener('keydown', (event) => { if (event.key === 'Escape') closeComparePicker(); });
+  $('compare-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const [a, b] = [$('compare-a').value, $('compare-b').value];
+    if (a === '' || b === '' || a === b) return;
+    location.assign(compareHref(a, b));
+  });
+}
+
 async function main() {
+  wireComparePicker();
+  const pair = compareParam();
+  if (pair) {
+    // Only the comparison: no live stream, no live reads.
+    await showCompare(pair);
+    return;
+  }
   wire();
   const run = await loadRuns();
   await selectRun(run.id);
 }
 
 main().catch((error) => {
+  if (compare.pair) { compareError(`error: ${error.message}`); return; }
   setStatus(false);
   $('status').textContent = `error: ${error.message}`;
 });
