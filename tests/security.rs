@@ -1,9 +1,11 @@
-//! Bearer tokens for writes and reads; the embedded files are all that is served.
+//! Bearer tokens for writes and reads; the embedded files are all that is served;
+//! browsers' cross-site writes and DNS rebinding are refused, nodes never are.
+//! (TLS and mutual TLS: `tests/tls.rs`; in a real browser: `tests/browser/security.test.mjs`.)
 
 mod support;
 
 use perfstats::client::{Client, RetryPolicy};
-use perfstats::server::{Options, Tokens};
+use perfstats::server::{AllowedHosts, Options, Tokens};
 use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
 use tokio::net::TcpListener;
@@ -179,4 +181,281 @@ async fn nothing_outside_the_embedded_files_is_served() {
         );
     }
     server.stop().await;
+}
+
+// Browsers: cross-site writes and DNS rebinding (src/server/origin.rs).
+
+async fn allowing(hosts: &[&str]) -> support::TestServer {
+    let options = Options {
+        allowed_hosts: AllowedHosts::new(hosts),
+        ..Options::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    support::serve_with(listener, Backend::Memory { max_reports: 100 }, options).await
+}
+
+const FORM: [(&str, &str); 4] = [
+    ("time", "1"),
+    ("sender", "web"),
+    ("eventtype", "Event_NewBlockReceived"),
+    ("message", "forged"),
+];
+
+async fn metrics_text(server: &support::TestServer) -> String {
+    reqwest::get(format!("{}/metrics", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `(status, body)` of a request.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn cross_site_browser_writes_are_refused_and_store_nothing() {
+    let server = allowing(&[]).await;
+    let http = reqwest::Client::new();
+    let send = || http.post(format!("{}/send", server.url())).form(&FORM);
+    // The form POST of the finding: a page on another site, no preflight.
+    let (status, body) = answer(send().header("origin", "http://evil.example")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("cross-origin") && body.contains("evil.example"),
+        "{body}"
+    );
+    // Another port of the same machine is another origin (though the same site).
+    let other_port = format!("http://127.0.0.1:{}", server.addr.port() + 1);
+    for headers in [
+        vec![
+            ("origin", other_port.as_str()),
+            ("sec-fetch-site", "same-site"),
+        ],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ],
+        vec![("origin", "null")],
+        vec![
+            ("origin", "http://evil.example"),
+            ("sec-fetch-mode", "navigate"),
+        ],
+    ] {
+        let mut request = send();
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        assert_eq!(answer(request).await.0, 403, "{headers:?}");
+    }
+    let (status, _) = answer(
+        http.post(format!("{}/api/runs", server.url()))
+            .header("origin", "http://evil.example")
+            .header("content-type", "application/json")
+            .body("{\"name\": \"forged\"}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(server.store.current_run().reports, 0);
+    assert_eq!(&*server.store.current_run().name, "run-1");
+
+    // The dashboard's own writes are same-origin and go through.
+    let own = server.url();
+    let (status, body) = answer(
+        send()
+            .header("origin", &own)
+            .header("sec-fetch-site", "same-origin"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "ACK"));
+    // Node's fetch marks itself with Sec-Fetch-Mode only: not a page, so it writes.
+    let (status, body) = answer(send().header("sec-fetch-mode", "cors")).await;
+    assert_eq!((status, body.as_str()), (200, "ACK"));
+    // And a cross-site *read* is answered (the browser keeps it from the page: no CORS).
+    let (status, _) = answer(
+        http.get(format!("{}/api/runs", server.url()))
+            .header("origin", "http://evil.example")
+            .header("sec-fetch-site", "cross-site"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(server.store.current_run().reports, 2);
+    let metrics = metrics_text(&server).await;
+    assert!(
+        metrics.contains(r#"perfstats_rejected_total{reason="cross_origin"} 6"#),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_reaching_the_server_by_a_service_name_keep_working() {
+    let server = allowing(&[]).await;
+    let http = reqwest::Client::new();
+    let (status, body) = answer(
+        http.post(format!("{}/send", server.url()))
+            .header("host", "perfstats:12345")
+            .form(&FORM),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "ACK"));
+    // gRPC with the service name as its authority.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .origin("http://perfstats:12345".parse().unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let ack = perfstats::pb::performance_stats_client::PerformanceStatsClient::new(channel)
+        .report_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "b"))
+        .await
+        .unwrap();
+    assert_eq!(ack.into_inner().seq, 2);
+    let (status, _) = answer(
+        http.get(format!("{}/api/reports", server.url()))
+            .header("host", "perfstats:12345"),
+    )
+    .await;
+    assert_eq!(status, 200, "scripts read by service name too");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn browser_requests_naming_a_foreign_host_are_refused_unless_allowed() {
+    let refused = allowing(&[]).await;
+    let allowed = allowing(&["evil.example"]).await;
+    let any = allowing(&["*"]).await;
+    let http = reqwest::Client::new();
+    let rebinding = |server: &support::TestServer, path: &str| {
+        http.get(format!("{}{path}", server.url()))
+            .header("host", format!("evil.example:{}", server.addr.port()))
+            .header("sec-fetch-mode", "cors")
+            .header("sec-fetch-site", "same-origin")
+    };
+    for path in ["/api/reports", "/", "/api/stream", "/metrics"] {
+        let (status, body) = answer(rebinding(&refused, path)).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(
+            body.contains("evil.example") && body.contains("--allow-host evil.example"),
+            "{body}"
+        );
+    }
+    // Over plain HTTP a rebinding page's fetch() carries neither Origin nor
+    // Sec-Fetch-*, only the browser's User-Agent (see origin.rs).
+    let (status, _) = answer(
+        http.get(format!("{}/api/reports", refused.url()))
+            .header("host", format!("evil.example:{}", refused.addr.port()))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0",
+            ),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A same-origin write from the rebinding page is refused for its Host as well.
+    let (status, _) = answer(
+        http.post(format!("{}/send", refused.url()))
+            .header("host", format!("evil.example:{}", refused.addr.port()))
+            .header(
+                "origin",
+                format!("http://evil.example:{}", refused.addr.port()),
+            )
+            .form(&FORM),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(refused.store.current_run().reports, 0);
+    for server in [&allowed, &any] {
+        assert_eq!(answer(rebinding(server, "/api/reports")).await.0, 200);
+    }
+    assert_eq!(
+        answer(
+            http.get(format!("{}/api/reports", any.url()))
+                .header("host", "other.example")
+                .header("origin", "http://other.example")
+        )
+        .await
+        .0,
+        200
+    );
+    // IP literals and localhost always pass.
+    for host in [
+        "127.0.0.1",
+        "127.0.0.1:1",
+        "[::1]:12345",
+        "[::1]",
+        "localhost:5",
+        "10.0.0.7",
+    ] {
+        let (status, _) = answer(
+            http.get(format!("{}/api/reports", refused.url()))
+                .header("host", host)
+                .header("sec-fetch-mode", "cors"),
+        )
+        .await;
+        assert_eq!(status, 200, "{host}");
+    }
+    let metrics = metrics_text(&refused).await;
+    assert!(
+        metrics.contains(r#"perfstats_rejected_total{reason="host"} 6"#),
+        "{metrics}"
+    );
+    for server in [refused, allowed, any] {
+        server.stop().await;
+    }
+}
+
+#[test]
+fn allow_host_comes_from_flags_or_the_environment() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let status = |url: &str, host: &str| {
+        let output = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["-H", &format!("Host: {host}"), "-H", "Sec-Fetch-Mode: cors"])
+            .arg(format!("{url}/api/runs"))
+            .output()
+            .expect("curl");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for (args, env) in [
+        (
+            vec!["--allow-host", "a.example", "--allow-host", "evil.example"],
+            None,
+        ),
+        (vec![], Some("a.example,evil.example")),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
+        command
+            .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .env_remove("PERFSTATS_ALLOW_HOST")
+            .stdout(Stdio::piped());
+        if let Some(value) = env {
+            command.env("PERFSTATS_ALLOW_HOST", value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            status(&url, "evil.example:12345"),
+            "200",
+            "{args:?} {env:?}"
+        );
+        assert_eq!(status(&url, "a.example"), "200", "{args:?} {env:?}");
+        assert_eq!(status(&url, "b.example"), "403", "{args:?} {env:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }

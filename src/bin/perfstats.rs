@@ -5,9 +5,12 @@
 use clap::{Args, Parser, Subcommand};
 use perfstats::client::http::HttpClient;
 use perfstats::client::terminal::{self, TailFilter};
-use perfstats::client::{Client, DEFAULT_ADDR};
+use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
 use perfstats::metrics::{DEFAULT_MAX_SENDER_LABELS, Metrics};
-use perfstats::server::{Options, Tokens};
+use perfstats::server::{
+    AllowedHosts, DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS,
+    LimitsConfig, Options, ServerTls, Tokens,
+};
 use perfstats::store::{Backend, Store, StoreConfig};
 use perfstats::{Event, PerformanceData};
 use std::net::SocketAddr;
@@ -69,11 +72,28 @@ struct Remote {
     /// Bearer token, for a server started with --token or --read-token.
     #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// For an https:// address: the CA certificate (PEM) that signed the server's.
+    #[arg(long, env = "PERFSTATS_CA")]
+    ca: Option<PathBuf>,
+    /// For a server with --client-ca: this client's certificate (PEM; with --key).
+    #[arg(long, env = "PERFSTATS_CERT", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, env = "PERFSTATS_KEY", requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 impl Remote {
-    fn http(&self) -> HttpClient {
-        HttpClient::new(&self.addr, self.token.clone())
+    fn tls(&self) -> Result<ClientTls, String> {
+        ClientTls::from_files(
+            self.ca.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )
+    }
+
+    fn http(&self) -> Result<HttpClient, String> {
+        HttpClient::with_tls(&self.addr, self.token.clone(), &self.tls()?)
     }
 }
 
@@ -131,9 +151,52 @@ struct Serve {
     /// Require a bearer token (this one or --token) for reads of the API too.
     #[arg(long, env = "PERFSTATS_READ_TOKEN", hide_env_values = true)]
     read_token: Option<String>,
-    /// Label at most this many senders by name in /metrics; the rest count as "other".
+    /// Label at most this many senders by name in /metrics; the rest count under sender="".
     #[arg(long, env = "PERFSTATS_METRICS_MAX_SENDERS", default_value_t = DEFAULT_MAX_SENDER_LABELS)]
     metrics_max_senders: usize,
+    /// Live-stream (SSE) subscribers at once; more get 503 with Retry-After.
+    #[arg(long, env = "PERFSTATS_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]
+    max_subscribers: usize,
+    /// Exports being written at once; more get 503 with Retry-After.
+    #[arg(long, env = "PERFSTATS_MAX_EXPORTS", default_value_t = DEFAULT_MAX_EXPORTS)]
+    max_exports: usize,
+    /// Bytes of text (senders and messages) all open ReportStats calls may hold
+    /// together; a call past it gets RESOURCE_EXHAUSTED and stores nothing.
+    #[arg(long, env = "PERFSTATS_MAX_STREAM_TEXT", default_value_t = DEFAULT_MAX_STREAM_TEXT)]
+    max_stream_text: usize,
+    /// A DNS name browsers may use to reach the server, besides IP addresses and
+    /// localhost (repeatable; the variable takes a comma-separated list; * for any).
+    #[arg(
+        long,
+        env = "PERFSTATS_ALLOW_HOST",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    allow_host: Vec<String>,
+    /// Serve TLS (gRPC and HTTPS on the one port) with this certificate chain (PEM).
+    #[arg(
+        long,
+        env = "PERFSTATS_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        env = "PERFSTATS_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// With TLS: require a client certificate signed by this CA (PEM) for writes.
+    #[arg(
+        long,
+        env = "PERFSTATS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -173,27 +236,36 @@ async fn main() -> ExitCode {
                 event: tail.event.map(|event| event.as_str_name().to_string()),
                 count: tail.count,
             };
-            terminal::tail(&tail.remote.http(), &filter, &mut std::io::stdout()).await
+            match tail.remote.http() {
+                Ok(http) => terminal::tail(&http, &filter, &mut std::io::stdout()).await,
+                Err(error) => Err(error),
+            }
         }
         Command::Export(export) => {
             let out = &mut std::io::stdout();
-            terminal::export(
-                &export.remote.http(),
-                export.run.as_deref(),
-                &export.format,
-                out,
-            )
-            .await
-            .map(drop)
+            match export.remote.http() {
+                Ok(http) => terminal::export(&http, export.run.as_deref(), &export.format, out)
+                    .await
+                    .map(drop),
+                Err(error) => Err(error),
+            }
         }
-        Command::Runs(remote) => terminal::runs(&remote.http(), &mut std::io::stdout()).await,
+        Command::Runs(remote) => match remote.http() {
+            Ok(http) => terminal::runs(&http, &mut std::io::stdout()).await,
+            Err(error) => Err(error),
+        },
         Command::Compare(compare) => {
             let format = match compare.format.as_str() {
                 "json" => terminal::CompareFormat::Json,
                 _ => terminal::CompareFormat::Table,
             };
-            let out = &mut std::io::stdout();
-            terminal::compare(&compare.remote.http(), &compare.a, &compare.b, format, out).await
+            match compare.remote.http() {
+                Ok(http) => {
+                    let out = &mut std::io::stdout();
+                    terminal::compare(&http, &compare.a, &compare.b, format, out).await
+                }
+                Err(error) => Err(error),
+            }
         }
     };
     match outcome {
@@ -220,13 +292,22 @@ async fn run_server(serve: Serve) -> Result<(), String> {
         observer: metrics.clone(),
     })
     .map_err(|error| error.to_string())?;
+    let tls = match (&serve.tls_cert, &serve.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls::from_files(
+            cert,
+            key,
+            serve.client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
     let listener = TcpListener::bind(serve.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     let run = store.current_run();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "perfstats listening on http://{address} (run {:?})",
+        "perfstats listening on {scheme}://{address} (run {:?})",
         run.name
     );
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -236,6 +317,13 @@ async fn run_server(serve: Serve) -> Result<(), String> {
             read: serve.read_token.filter(|token| !token.is_empty()),
         },
         metrics,
+        allowed_hosts: AllowedHosts::new(&serve.allow_host),
+        tls,
+        limits: LimitsConfig {
+            max_subscribers: serve.max_subscribers,
+            max_exports: serve.max_exports,
+            max_stream_text: serve.max_stream_text,
+        },
     };
     let server = perfstats::server::run(listener, store, options, async {
         let _ = stopped.await;
@@ -271,8 +359,8 @@ async fn shutdown_signal() {
 
 async fn send_report(report: Report) -> Result<(), String> {
     let addr = &report.remote.addr;
-    let mut client =
-        Client::connect_lazy(addr).map_err(|error| format!("--addr {addr:?}: {error}"))?;
+    let mut client = Client::connect_lazy_with_tls(addr, &report.remote.tls()?)
+        .map_err(|error| format!("--addr {error}"))?;
     if let Some(token) = &report.remote.token {
         client = client
             .with_token(token)

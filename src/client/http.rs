@@ -1,8 +1,11 @@
 //! A small HTTP client for the terminal commands (`tail`, `export`, `runs`): GET
-//! requests to the server's HTTP API, bodies read as a stream of chunks.
+//! requests to the server's HTTP API, bodies read as a stream of chunks; `https://`
+//! addresses over rustls with the CA (and client certificate) of a [`ClientTls`].
 
+use super::ClientTls;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -10,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 /// GETs from one server, with an optional bearer token.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Empty<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     base: String,
     token: Option<String>,
 }
@@ -68,12 +71,44 @@ impl Body {
 
 impl HttpClient {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:12345`).
+    /// An `https://` base needs [`HttpClient::with_tls`]: here it trusts no CA.
     pub fn new(base: &str, token: Option<String>) -> HttpClient {
-        HttpClient {
-            inner: Client::builder(TokioExecutor::new()).build_http(),
+        Self::build(base, token, &ClientTls::default())
+            .expect("no TLS settings: nothing to get wrong")
+    }
+
+    /// A client for `base` with TLS settings for an `https://` base (the CA, and
+    /// optionally a client certificate); TLS settings with an `http://` base are
+    /// refused rather than ignored.
+    pub fn with_tls(
+        base: &str,
+        token: Option<String>,
+        tls: &ClientTls,
+    ) -> Result<HttpClient, String> {
+        let https = base.starts_with("https://");
+        if https {
+            tls.check().map_err(|error| format!("{base}: {error}"))?;
+        } else if !tls.is_empty() {
+            return Err(format!(
+                "{base}: TLS settings (--ca/--cert/--key) need an https:// address"
+            ));
+        }
+        Self::build(base, token, tls)
+    }
+
+    fn build(base: &str, token: Option<String>, tls: &ClientTls) -> Result<HttpClient, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls.rustls(&[])?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(HttpClient {
+            inner: Client::builder(TokioExecutor::new()).build(connector),
             base: base.trim_end_matches('/').to_string(),
             token,
-        }
+        })
     }
 
     /// GETs `path_and_query`; any status but 2xx becomes an error with the
@@ -99,7 +134,7 @@ impl HttpClient {
             .inner
             .request(request)
             .await
-            .map_err(|error| failed(None, format!("{url}: {error}")))?;
+            .map_err(|error| failed(None, format!("{url}: {}", with_causes(&error))))?;
         let status = response.status();
         let body = Body(response.into_body());
         if status.is_success() {
@@ -112,6 +147,21 @@ impl HttpClient {
             ))
         }
     }
+}
+
+/// An error and its causes, `a: b: c` (hyper's own says only "client error (Connect)";
+/// the cause says which certificate or connection failed).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let next_text = next.to_string();
+        if !text.contains(&next_text) {
+            text = format!("{text}: {next_text}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// `text` percent-encoded for a query string.

@@ -23,10 +23,11 @@ pub use retry::{Backoff, RetryPolicy, is_retryable, random_short_sleep};
 
 use crate::pb::performance_stats_client::PerformanceStatsClient;
 use crate::pb::{Ack, BatchAck, Event, PerformanceData};
+use std::path::Path;
 use std::time::Duration;
 use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:12345";
@@ -50,6 +51,117 @@ impl PerformanceData {
     }
 }
 
+/// How to reach a server over TLS (`https://` addresses): the CA that signed the
+/// server's certificate, and for mutual TLS this client's certificate and key, all
+/// PEM. There are no built-in roots: the CA is required.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// The CA certificate(s) the server's certificate must chain to.
+    pub ca: Option<Vec<u8>>,
+    /// This client's certificate chain and private key, for a server with `--client-ca`.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// Trusts the CA(s) in `ca_pem`.
+    pub fn with_ca(ca_pem: impl Into<Vec<u8>>) -> ClientTls {
+        ClientTls {
+            ca: Some(ca_pem.into()),
+            identity: None,
+        }
+    }
+
+    /// The same, also presenting this certificate chain and key (mutual TLS).
+    pub fn with_identity(
+        mut self,
+        certificate_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> ClientTls {
+        self.identity = Some((certificate_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// From the files of `--ca`, `--cert` and `--key` (cert and key go together);
+    /// errors name the flag and the file.
+    pub fn from_files(
+        ca: Option<&Path>,
+        certificate: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<ClientTls, String> {
+        use crate::server::tls::read;
+        let identity = match (certificate, key) {
+            (Some(certificate), Some(key)) => {
+                Some((read(certificate, "--cert")?, read(key, "--key")?))
+            }
+            (None, None) => None,
+            _ => return Err("--cert and --key go together".into()),
+        };
+        Ok(ClientTls {
+            ca: ca.map(|path| read(path, "--ca")).transpose()?,
+            identity,
+        })
+    }
+
+    /// Whether anything is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.identity.is_none()
+    }
+
+    /// Checks the PEM texts parse, so that mistakes show before the first call.
+    pub fn check(&self) -> Result<(), String> {
+        use crate::server::tls::{certificates, private_key, roots};
+        match &self.ca {
+            Some(ca) => drop(roots(ca, "--ca")?),
+            None => {
+                return Err(
+                    "https:// needs the CA that signed the server's certificate (--ca PEM)".into(),
+                );
+            }
+        }
+        if let Some((certificate, key)) = &self.identity {
+            certificates(certificate, "--cert")?;
+            private_key(key, "--key")?;
+        }
+        Ok(())
+    }
+
+    /// The rustls client configuration (ring provider), offering `alpn`.
+    pub(crate) fn rustls(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
+        use crate::server::tls::{certificates, private_key, provider, roots};
+        let roots = match &self.ca {
+            Some(ca) => roots(ca, "--ca")?,
+            None => rustls::RootCertStore::empty(),
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|error| format!("TLS: {error}"))?
+            .with_root_certificates(roots);
+        let mut config = match &self.identity {
+            Some((certificate, key)) => builder
+                .with_client_auth_cert(
+                    certificates(certificate, "--cert")?,
+                    private_key(key, "--key")?,
+                )
+                .map_err(|error| format!("--cert/--key: {error}"))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        Ok(config)
+    }
+}
+
+/// Why [`Client::connect_lazy_with_tls`] could not make a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError(pub String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
 /// A connection to a perfstats server with the retry policy its `*_with_retries`
 /// calls use. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
@@ -68,6 +180,49 @@ impl Client {
             .tcp_nodelay(true)
             .connect_lazy();
         Ok(Client::from_channel(channel))
+    }
+
+    /// A client for `addr` that connects on first use, over TLS for an `https://`
+    /// address (`tls` must then name the CA; an identity adds mutual TLS). An
+    /// `http://` address with TLS settings is refused rather than sent in the clear.
+    pub fn connect_lazy_with_tls(addr: &str, tls: &ClientTls) -> Result<Client, ConnectError> {
+        let failed = |error: &dyn std::fmt::Display| ConnectError(format!("{addr}: {error}"));
+        let failed_with_causes = |error: &dyn std::error::Error| {
+            let mut text = error.to_string();
+            let mut cause = error.source();
+            while let Some(next) = cause {
+                text = format!("{text}: {next}");
+                cause = next.source();
+            }
+            ConnectError(format!("{addr}: {text}"))
+        };
+        let endpoint = Endpoint::from_shared(addr.to_string())
+            .map_err(|error| failed(&error))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        let https = endpoint.uri().scheme_str() == Some("https");
+        let endpoint = match (https, tls.is_empty()) {
+            (false, true) => endpoint,
+            (false, false) => {
+                return Err(failed(
+                    &"TLS settings (--ca/--cert/--key) need an https:// address",
+                ));
+            }
+            (true, _) => {
+                tls.check().map_err(|error| failed(&error))?;
+                let mut config = ClientTlsConfig::new();
+                if let Some(ca) = &tls.ca {
+                    config = config.ca_certificate(Certificate::from_pem(ca));
+                }
+                if let Some((certificate, key)) = &tls.identity {
+                    config = config.identity(Identity::from_pem(certificate, key));
+                }
+                endpoint
+                    .tls_config(config)
+                    .map_err(|error| failed_with_causes(&error))?
+            }
+        };
+        Ok(Client::from_channel(endpoint.connect_lazy()))
     }
 
     /// A client over an existing channel, with the seed's retry policy.

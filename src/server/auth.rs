@@ -2,12 +2,13 @@
 //! `POST /api/runs`) needs `authorization: Bearer <token>`; with a read token, so do
 //! the reads of the API (the write token is accepted too, and `?token=` for the
 //! browser's EventSource and downloads). The page itself, health and reflection
-//! stay open.
+//! stay open. With TLS and a client CA (`--client-ca`), writes also need a client
+//! certificate that verified against it (mutual TLS); reads do not.
 
 use crate::error::Error;
 use crate::metrics::Metrics;
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -26,9 +27,15 @@ pub struct Tokens {
 pub struct Guard {
     /// The tokens in force.
     pub tokens: Tokens,
-    /// Counts refusals as `rejected{reason="unauthenticated"}`.
+    /// Counts refusals as `rejected{reason="unauthenticated"}` (or `client_cert`).
     pub metrics: Arc<Metrics>,
+    /// Whether writes need a verified client certificate (mutual TLS).
+    pub client_certificates: bool,
 }
+
+/// What a write without a client certificate is told, when one is required.
+pub const CLIENT_CERTIFICATE_REQUIRED: &str =
+    "a client certificate signed by the server's --client-ca is required for writes (mutual TLS)";
 
 /// What a request does, for the token check.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,7 +89,19 @@ fn presented(request: &Request) -> Option<String> {
 /// `UNAUTHENTICATED` for gRPC and 401 for HTTP; nothing reaches the store.
 pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let tokens = &guard.tokens;
-    let needed: Vec<&String> = match access(request.method(), request.uri().path()) {
+    let access = access(request.method(), request.uri().path());
+    if access == Access::Write
+        && guard.client_certificates
+        && !super::tls::has_client_certificate(request.extensions())
+    {
+        guard.metrics.rejected("client_cert");
+        return if super::http::is_grpc(request.headers()) {
+            tonic::Status::unauthenticated(CLIENT_CERTIFICATE_REQUIRED).into_http()
+        } else {
+            (StatusCode::FORBIDDEN, CLIENT_CERTIFICATE_REQUIRED).into_response()
+        };
+    }
+    let needed: Vec<&String> = match access {
         Access::Write => tokens.write.iter().collect(),
         Access::Read if tokens.read.is_some() => {
             tokens.read.iter().chain(tokens.write.iter()).collect()

@@ -1,16 +1,26 @@
 //! The server: gRPC ingest, reflection, health and the HTTP dashboard and API, all
-//! on one listener, behind an optional bearer-token check. [`run`] serves until
-//! `shutdown` completes, then drains the store.
+//! on one listener (plain TCP, or TLS with [`ServerTls`]), behind the browser
+//! checks ([`AllowedHosts`]) and an optional bearer-token check. [`run`] serves
+//! until `shutdown` completes, then drains the store.
 
 mod api;
 mod auth;
 mod grpc;
 mod http;
 mod legacy;
+mod limits;
+mod origin;
 mod stream;
+pub(crate) mod tls;
 
 pub use auth::Tokens;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};
+pub use limits::{
+    DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS, Limits, LimitsConfig,
+    RETRY_AFTER_SECONDS,
+};
+pub use origin::AllowedHosts;
+pub use tls::ServerTls;
 
 use crate::metrics::Metrics;
 use crate::pb::{self, performance_stats_server::PerformanceStatsServer};
@@ -34,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server shuts down, ending long-lived responses (SSE).
     pub shutdown: watch::Receiver<bool>,
+    /// The budgets for subscribers, exports and stream text.
+    pub limits: Arc<Limits>,
 }
 
 /// How the server behaves, beyond where it stores.
@@ -43,6 +55,12 @@ pub struct Options {
     pub tokens: Tokens,
     /// Where requests are counted; give the store the same as its observer.
     pub metrics: Arc<Metrics>,
+    /// DNS names browsers may use besides IP literals and `localhost` (`--allow-host`).
+    pub allowed_hosts: AllowedHosts,
+    /// Serve TLS (gRPC and HTTPS on the one port) instead of plain TCP.
+    pub tls: Option<ServerTls>,
+    /// The sizes of the budgets for subscribers, exports and stream text.
+    pub limits: LimitsConfig,
 }
 
 /// Records an ingest answer's latency, and its reason if it was refused.
@@ -77,10 +95,26 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let guard = Arc::new(auth::Guard {
         tokens: options.tokens.clone(),
         metrics: state.metrics.clone(),
+        client_certificates: options
+            .tls
+            .as_ref()
+            .is_some_and(ServerTls::client_certificates),
     });
-    let ingest =
-        PerformanceStatsServer::new(Ingest::new(state.store.clone(), state.metrics.clone()))
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let browsers = Arc::new(origin::Browsers {
+        allowed: options.allowed_hosts.clone(),
+        scheme: if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        metrics: state.metrics.clone(),
+    });
+    let ingest = PerformanceStatsServer::new(Ingest::new(
+        state.store.clone(),
+        state.metrics.clone(),
+        state.limits.clone(),
+    ))
+    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     Routes::new(ingest)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -89,6 +123,11 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .merge(http::router(state))
         .fallback(http::fallback)
         .layer(axum::middleware::from_fn_with_state(guard, auth::check))
+        // Outermost: browser checks run before the token check and every handler.
+        .layer(axum::middleware::from_fn_with_state(
+            browsers,
+            origin::check,
+        ))
 }
 
 /// Serves gRPC and HTTP on `listener` until `shutdown` completes, then waits for
@@ -103,18 +142,27 @@ pub async fn run(
     let state = AppState {
         store: store.clone(),
         metrics: options.metrics.clone(),
-        shutdown: stopped,
+        shutdown: stopped.clone(),
+        limits: Arc::new(Limits::new(options.limits)),
     };
     let app = app(state, &options).await;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .accept_http1(true)
-        .add_routes(Routes::from(app))
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+        .add_routes(Routes::from(app));
+    let signal = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    let served = match &options.tls {
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+        Some(tls) => {
+            let incoming = tls::incoming(listener, tls, stopped);
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+    };
     store.close().await;
     served
 }
