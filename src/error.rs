@@ -21,6 +21,9 @@ pub enum Error {
     Unavailable(String),
     /// A write without the right bearer token (`UNAUTHENTICATED`, 401).
     Unauthenticated,
+    /// A budget is spent (subscribers, exports, stream text): retry later
+    /// (`RESOURCE_EXHAUSTED`, 503 with `Retry-After`).
+    Busy(String),
 }
 
 impl fmt::Display for Error {
@@ -30,7 +33,8 @@ impl fmt::Display for Error {
             Error::BadRequest(text)
             | Error::NotFound(text)
             | Error::Conflict(text)
-            | Error::Unavailable(text) => f.write_str(text),
+            | Error::Unavailable(text)
+            | Error::Busy(text) => f.write_str(text),
             Error::Unauthenticated => {
                 f.write_str("authorization: a valid 'Bearer <token>' is required")
             }
@@ -50,6 +54,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unavailable(_) => "unavailable",
             Error::Unauthenticated => "unauthenticated",
+            Error::Busy(_) => "busy",
         }
     }
 }
@@ -75,18 +80,29 @@ impl From<Error> for tonic::Status {
             Error::Conflict(_) => tonic::Status::already_exists(message),
             Error::Unavailable(_) => tonic::Status::unavailable(message),
             Error::Unauthenticated => tonic::Status::unauthenticated(message),
+            Error::Busy(_) => tonic::Status::resource_exhausted(message),
         }
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        if let Error::Busy(text) = self {
+            let retry = crate::server::RETRY_AFTER_SECONDS.to_string();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, retry)],
+                text,
+            )
+                .into_response();
+        }
         let status = match self {
             Error::Invalid(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, self.to_string()).into_response()
     }

@@ -17,7 +17,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Sender label values kept by default before further senders fold into `other`.
+/// The `sender` label of the senders past the cap: empty, which no sender can be
+/// (Prometheus reads it as "no sender label").
+pub const OTHER_SENDERS: &str = "";
+
+/// Sender label values kept by default before further senders fold into the rest.
 pub const DEFAULT_MAX_SENDER_LABELS: usize = 100;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,7 +65,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Metrics that label at most `max_sender_labels` senders by name (the first
-    /// seen); reports of any further sender count under `other`.
+    /// seen); reports of any further sender count under [`OTHER_SENDERS`].
     pub fn new(max_sender_labels: usize) -> Self {
         Metrics {
             stored_by_event: Family::default(),
@@ -97,7 +101,9 @@ impl Metrics {
                 }
                 sender
             } else {
-                "other"
+                // No sender is empty (validation refuses it), so the rest cannot
+                // collide with a real sender, not even one named "other".
+                OTHER_SENDERS
             };
             self.stored_by_sender
                 .get_or_create(&SenderLabel {
@@ -134,7 +140,7 @@ impl Metrics {
 
     /// The exposition: every metric, with the SSE subscriber count and the current
     /// run's propagation latencies (its whole-run distributions, O(buckets) each).
-    pub fn encode(&self, subscribers: usize, propagation: &[(RoundKind, &Distribution)]) -> String {
+    pub fn encode(&self, now: Now, propagation: &[(RoundKind, &Distribution)]) -> String {
         let mut registry = Registry::default();
         registry.register(
             "perfstats_reports_stored",
@@ -166,8 +172,15 @@ impl Metrics {
             "Time of one store commit (one batch of reports)",
             self.commit_seconds.clone(),
         );
+        let held = Gauge::<i64>::default();
+        held.set(now.stream_text_bytes as i64);
+        registry.register(
+            "perfstats_stream_text_bytes",
+            "Text reserved by open ReportStats calls (counts against --max-stream-text)",
+            held,
+        );
         let gauge = Gauge::<i64>::default();
-        gauge.set(subscribers as i64);
+        gauge.set(now.subscribers as i64);
         registry.register(
             "perfstats_sse_subscribers",
             "Open live-stream (SSE) subscribers",
@@ -182,6 +195,15 @@ impl Metrics {
         text.push_str("# EOF\n");
         text
     }
+}
+
+/// What is going on at the moment of a scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Open live-stream (SSE) subscribers.
+    pub subscribers: usize,
+    /// Bytes of text reserved by open `ReportStats` calls.
+    pub stream_text_bytes: usize,
 }
 
 /// The propagation histogram's bucket bounds, seconds.
@@ -265,7 +287,7 @@ mod tests {
             report("a", Event::NewBlockReceived),
             report("b", Event::NewBlockReceived),
             report("c", Event::SimtaskReceived),
-            report("d", Event::SimtaskReceived),
+            report("other", Event::SimtaskReceived),
             report("a", Event::SimtaskReceived),
         ];
         metrics.stored(&reports);
@@ -273,7 +295,11 @@ mod tests {
         latencies.add(20_000_000);
         latencies.add(40_000_000);
         latencies.add_max(40_000_000);
-        let text = metrics.encode(3, &[(RoundKind::Block, &latencies)]);
+        let now = Now {
+            subscribers: 3,
+            stream_text_bytes: 7,
+        };
+        let text = metrics.encode(now, &[(RoundKind::Block, &latencies)]);
         assert!(
             text.contains("perfstats_propagation_latency_seconds_count{kind=\"block\"} 2"),
             "{text}"
@@ -293,15 +319,20 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("perfstats_reports_stored_by_sender_total{sender=\"other\"} 2"),
+            text.contains("perfstats_reports_stored_by_sender_total{sender=\"\"} 2"),
             "{text}"
         );
         assert!(!text.contains("sender=\"c\""), "{text}");
+        assert!(
+            !text.contains("sender=\"other\""),
+            "a sender named other is one of the rest, not a bucket of its own: {text}"
+        );
         assert!(
             text.contains("perfstats_reports_stored_total{event=\"EVENT_SIMTASK_RECEIVED\"} 3"),
             "{text}"
         );
         assert!(text.contains("perfstats_sse_subscribers 3"), "{text}");
+        assert!(text.contains("perfstats_stream_text_bytes 7"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -666,6 +666,7 @@ fn app_state() -> AppState {
         store,
         metrics,
         shutdown: tokio::sync::watch::channel(false).1,
+        limits: Default::default(),
     }
 }
 

@@ -26,7 +26,15 @@ pub const DEFAULT_LIMIT: usize = 500;
 /// Reports one `/api/reports` page holds at most.
 pub const MAX_LIMIT: usize = 10_000;
 /// Reports read per step while exporting.
-const EXPORT_PAGE: usize = 5_000;
+const EXPORT_PAGE: usize = 500;
+/// Text an export hands to the connection at a time (with two chunks queued, an
+/// export holds a few MiB however large its reports are).
+const EXPORT_CHUNK: usize = 1 << 20;
+/// The largest seq a cursor may name (SQLite's rowids are signed 64-bit).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+/// Bytes of JSON one `/api/reports` page holds at most (at least one report);
+/// `next` continues after the last report that fit.
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// `GET /api/runs`: every run, oldest first.
 pub async fn runs(State(state): State<AppState>) -> Json<Vec<RunInfo>> {
@@ -112,6 +120,13 @@ impl Filters {
             )));
         }
         let nonempty = |text: &Option<String>| text.clone().filter(|text| !text.is_empty());
+        for (field, value) in [("after", self.after), ("before", self.before)] {
+            if value.is_some_and(|seq| seq > MAX_SEQ) {
+                return Err(Error::BadRequest(format!(
+                    "{field}: must be a seq up to {MAX_SEQ}"
+                )));
+            }
+        }
         Ok(Query {
             run: run.id,
             sender: nonempty(&self.sender),
@@ -453,13 +468,16 @@ pub async fn compare(
 /// run's propagation latencies from its whole-run distributions.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
     let metrics = state.metrics.clone();
-    let subscribers = state.store.subscribers();
+    let now = crate::metrics::Now {
+        subscribers: state.store.subscribers(),
+        stream_text_bytes: state.limits.stream_text_held(),
+    };
     let text = read_analysis(&state, None, move |live| {
         let propagation: Vec<_> = [RoundKind::Problem, RoundKind::Block, RoundKind::Reveal]
             .into_iter()
             .map(|kind| (kind, live.distribution(kind)))
             .collect();
-        Ok(metrics.encode(subscribers, &propagation))
+        Ok(metrics.encode(now, &propagation))
     })
     .await?;
     Ok((
@@ -478,27 +496,48 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
 pub async fn reports(
     State(state): State<AppState>,
     filters: Result<extract::Query<Filters>, QueryRejection>,
-) -> Result<Json<Page>, Error> {
+) -> Result<Response, Error> {
+    /// Reports read from the store per step.
+    const STEP: usize = 500;
     let mut query = filters?.query(&state)?;
     let limit = query.limit;
-    // One more than asked tells whether another page follows.
-    query.limit += 1;
-    let mut reports = state.store.query(query).await?;
-    let more = reports.len() > limit;
-    reports.truncate(limit);
-    let next = more
-        .then(|| reports.last().map(|report| report.seq))
-        .flatten();
-    Ok(Json(Page { reports, next }))
-}
-
-/// One page of `/api/reports`.
-#[derive(Debug, Serialize)]
-pub struct Page {
-    /// The reports, in the order asked for.
-    pub reports: Vec<Arc<Report>>,
-    /// The `after` (or `before`) of the next page; `None` on the last page.
-    pub next: Option<u64>,
+    let mut body = b"{\"reports\":[".to_vec();
+    let (mut count, mut last, mut more) = (0, None, false);
+    'pages: loop {
+        // One more than needed tells whether another page follows.
+        query.limit = (limit - count).min(STEP) + 1;
+        let page = state.store.query(query.clone()).await?;
+        for report in &page {
+            let json = serde_json::to_vec(report)
+                .map_err(|error| Error::Unavailable(format!("reports: {error}")))?;
+            if count == limit || (count > 0 && body.len() + json.len() > MAX_PAGE_BYTES) {
+                more = true;
+                break 'pages;
+            }
+            if count > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&json);
+            count += 1;
+            last = Some(report.seq);
+        }
+        match last {
+            Some(seq) if page.len() == query.limit => {
+                if query.descending {
+                    query.before = Some(seq);
+                } else {
+                    query.after = seq;
+                }
+            }
+            _ => break,
+        }
+    }
+    let next = match last.filter(|_| more) {
+        Some(seq) => seq.to_string(),
+        None => "null".into(),
+    };
+    body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The formats `/api/export` writes.
@@ -560,9 +599,11 @@ pub async fn export(
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Ndjson => ("application/x-ndjson", "ndjson"),
     };
+    let share = state.limits.export()?;
     let (pages, body) = mpsc::channel::<Result<String, std::io::Error>>(2);
     let store = state.store.clone();
     tokio::spawn(async move {
+        let _share = share; // given back when the export ends, however it ends
         if format == Format::Csv && pages.send(Ok(CSV_HEADER.to_string())).await.is_err() {
             return;
         }
@@ -576,7 +617,7 @@ pub async fn export(
                     return;
                 }
             };
-            let mut text = String::with_capacity(page.len() * 160);
+            let mut text = String::new();
             for report in &page {
                 match format {
                     Format::Csv => csv_row(report, &mut text),
@@ -584,6 +625,11 @@ pub async fn export(
                         text.push_str(&serde_json::to_string(report).unwrap_or_default());
                         text.push('\n');
                     }
+                }
+                if text.len() >= EXPORT_CHUNK
+                    && pages.send(Ok(std::mem::take(&mut text))).await.is_err()
+                {
+                    return;
                 }
             }
             if !text.is_empty() && pages.send(Ok(text)).await.is_err() {

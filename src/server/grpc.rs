@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use crate::pb::performance_stats_server::PerformanceStats;
 use crate::pb::{Ack, BatchAck, PerformanceData};
 use crate::report::{Report, now_unix_nano};
+use crate::server::limits::{Limits, Share};
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,12 +23,18 @@ pub const MAX_STREAM_BYTES: usize = 64 << 20;
 pub struct Ingest {
     store: Store,
     metrics: Arc<Metrics>,
+    limits: Arc<Limits>,
 }
 
 impl Ingest {
-    /// The service storing into `store`, counting refusals and latencies in `metrics`.
-    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
-        Ingest { store, metrics }
+    /// The service storing into `store`, counting refusals and latencies in
+    /// `metrics`, holding open streams' text within `limits`.
+    pub fn new(store: Store, metrics: Arc<Metrics>, limits: Arc<Limits>) -> Self {
+        Ingest {
+            store,
+            metrics,
+            limits,
+        }
     }
 }
 
@@ -48,8 +55,9 @@ impl PerformanceStats for Ingest {
         request: Request<Streaming<PerformanceData>>,
     ) -> Result<Response<BatchAck>, Status> {
         let started = Instant::now();
-        let answer = match collect(request.into_inner()).await {
-            Ok(reports) => self.store_batch(reports).await,
+        let answer = match collect(request.into_inner(), &self.limits).await {
+            // The text's share of the budget is held until the reports are stored.
+            Ok((reports, _text)) => self.store_batch(reports).await,
             Err(Collect::Refused(error)) => Err(error),
             Err(Collect::Broken(status)) => {
                 // The stream itself failed (too large a message, a dropped
@@ -105,13 +113,33 @@ enum Collect {
     Broken(Status),
 }
 
-/// Reads and validates every report of a stream; nothing is stored yet.
-async fn collect(mut stream: Streaming<PerformanceData>) -> Result<Vec<Report>, Collect> {
+/// Text reserved from the global budget at a time while a stream is collected.
+const TEXT_RESERVATION: usize = 1 << 20;
+
+/// Reads and validates every report of a stream; nothing is stored yet. Its text
+/// counts against `limits` (all open streams together) while the returned share
+/// is held.
+async fn collect(
+    mut stream: Streaming<PerformanceData>,
+    limits: &Limits,
+) -> Result<(Vec<Report>, Option<Share>), Collect> {
     let mut reports = Vec::new();
     let mut bytes = 0;
+    let mut reserved = 0;
+    let mut held: Option<Share> = None;
     while let Some(data) = stream.message().await.map_err(Collect::Broken)? {
         let position = reports.len();
         bytes += data.sender.len() + data.message.len();
+        while bytes > reserved {
+            let share = limits
+                .stream_text(TEXT_RESERVATION)
+                .map_err(Collect::Refused)?;
+            reserved += TEXT_RESERVATION;
+            match &mut held {
+                Some(held) => held.merge(share),
+                None => held = Some(share),
+            }
+        }
         if position == MAX_STREAM_REPORTS || bytes > MAX_STREAM_BYTES {
             return Err(Collect::Refused(Error::BadRequest(format!(
                 "stream: at most {MAX_STREAM_REPORTS} reports and {MAX_STREAM_BYTES} bytes of text per \
@@ -125,5 +153,5 @@ async fn collect(mut stream: Streaming<PerformanceData>) -> Result<Vec<Report>, 
         })?;
         reports.push(report);
     }
-    Ok(reports)
+    Ok((reports, held))
 }

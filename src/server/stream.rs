@@ -5,9 +5,15 @@
 //! subscriber that reads too slowly falls behind the feed's bounded buffer; it is
 //! then caught up again from the store, so it never slows ingest, never makes the
 //! server buffer without bound, and never silently misses a report.
+//!
+//! What a subscriber costs is bounded: at most `--max-subscribers` of them (the rest
+//! get 503 with `Retry-After`), a small queue each, and catch-up reads of the store
+//! go through one shared path of two readers at a time (not a blocking thread
+//! each), a small page at a time.
 
 use super::AppState;
-use super::api::Filters;
+use super::api::{Filters, MAX_SEQ};
+use super::limits::Limits;
 use crate::error::Error;
 use crate::report::Report;
 use crate::store::{Query, Store};
@@ -23,11 +29,11 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Events queued per subscriber before its task waits for the client to read.
-const SUBSCRIBER_BUFFER: usize = 256;
+const SUBSCRIBER_BUFFER: usize = 16;
 /// How soon a browser's EventSource reconnects after losing the server.
 const RECONNECT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Reports read from the store per catch-up step.
-const CATCH_UP_PAGE: usize = 1_000;
+const CATCH_UP_PAGE: usize = 200;
 
 /// `GET /api/stream?run=&sender=&event=&q=&after=`: `id: <seq>`, `event: report`,
 /// `data: <Report>` for each matching report after the cursor. The cursor is the
@@ -40,19 +46,23 @@ pub async fn stream(
     let filters = filters?.0;
     let mut query = filters.query(&state)?;
     query.limit = CATCH_UP_PAGE;
-    let live = state.store.subscribe();
     let resume = match headers.get("last-event-id") {
         Some(value) => Some(
             value
                 .to_str()
                 .ok()
                 .and_then(|text| text.trim().parse::<u64>().ok())
+                .filter(|seq| *seq <= MAX_SEQ)
                 .ok_or_else(|| {
-                    Error::BadRequest("Last-Event-ID: must be a report seq (a whole number)".into())
+                    Error::BadRequest(format!(
+                        "Last-Event-ID: must be a report seq (a whole number up to {MAX_SEQ})"
+                    ))
                 })?,
         ),
         None => None,
     };
+    let share = state.limits.subscriber()?;
+    let live = state.store.subscribe();
     let cursor = resume
         .or(filters.after)
         .unwrap_or_else(|| state.store.last_seq());
@@ -69,10 +79,12 @@ pub async fn stream(
         .try_send(Ok(hello))
         .expect("an empty channel has room");
     let store = state.store.clone();
+    let limits = state.limits.clone();
     let mut shutdown = state.shutdown.clone();
     tokio::spawn(async move {
+        let _share = share; // given back when the subscriber goes
         tokio::select! {
-            () = forward(store, query, live, events) => {}
+            () = forward(store, &limits, query, live, events) => {}
             _ = shutdown.wait_for(|stopping| *stopping) => {}
         }
     });
@@ -86,6 +98,7 @@ type Events = mpsc::Sender<Result<Event, Infallible>>;
 /// goes away or the feed closes.
 async fn forward(
     store: Store,
+    limits: &Limits,
     mut query: Query,
     mut live: tokio::sync::broadcast::Receiver<Arc<Report>>,
     events: Events,
@@ -93,7 +106,7 @@ async fn forward(
     let mut catching_up = true;
     loop {
         if catching_up {
-            match catch_up(&store, &mut query, &events).await {
+            match catch_up(&store, limits, &mut query, &events).await {
                 Ok(done) => catching_up = !done,
                 Err(()) => return,
             }
@@ -124,8 +137,16 @@ async fn forward(
 
 /// Sends one page of stored reports after the cursor; `Ok(true)` when the store had
 /// no more, `Err` when the client is gone.
-async fn catch_up(store: &Store, query: &mut Query, events: &Events) -> Result<bool, ()> {
-    let page = store.query(query.clone()).await.map_err(|_| ())?;
+async fn catch_up(
+    store: &Store,
+    limits: &Limits,
+    query: &mut Query,
+    events: &Events,
+) -> Result<bool, ()> {
+    let page = {
+        let _turn = limits.catch_up().await;
+        store.query(query.clone()).await.map_err(|_| ())?
+    };
     for report in &page {
         send(events, report).await?;
         query.after = report.seq;

@@ -74,29 +74,42 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
 
 impl Writer for SqliteWriter {
     fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error> {
-        // A run's reports are the seqs from its first_seq to the next run's: counting
-        // them is a range scan of the table, no index by run needed.
-        let mut statement = self.connection.prepare(
-            "SELECT id, name, started_unix_nano, first_seq,
-                    (SELECT count(*) FROM reports
-                     WHERE seq >= runs.first_seq
-                       AND seq < coalesce((SELECT min(later.first_seq) FROM runs AS later
-                                           WHERE later.id > runs.id), 9223372036854775807))
-             FROM runs ORDER BY id",
-        )?;
-        let mut runs = statement
+        let mut runs = self
+            .connection
+            .prepare("SELECT id, name, started_unix_nano, first_seq FROM runs ORDER BY id")?
             .query_map([], |row| {
                 Ok(RunInfo {
                     id: row.get(0)?,
                     name: row.get::<_, String>(1)?.into(),
                     started_unix_nano: row.get(2)?,
                     first_seq: row.get(3)?,
-                    reports: row.get(4)?,
+                    reports: 0,
                     evicted: 0,
                     current: false,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        // A run's reports are the seqs from its first_seq to the next run's, and
+        // seqs have no gaps (rowids are max + 1; nothing is ever deleted; a failed
+        // commit inserts nothing): its count is its largest seq - first_seq + 1, one
+        // index lookup per run, so loading is O(runs · log n), not O(runs²).
+        let mut largest = self
+            .connection
+            .prepare("SELECT max(seq) FROM reports WHERE seq < ?1")?;
+        let ends: Vec<u64> = runs
+            .iter()
+            .skip(1)
+            .map(|run| run.first_seq)
+            .chain([i64::MAX as u64])
+            .collect();
+        for (run, end) in runs.iter_mut().zip(ends) {
+            let last: Option<u64> =
+                largest.query_row([end.min(i64::MAX as u64) as i64], |row| row.get(0))?;
+            run.reports = last
+                .filter(|last| *last >= run.first_seq)
+                .map_or(0, |last| last - run.first_seq + 1);
+        }
+        drop(largest);
         if let Some(last) = runs.last_mut() {
             last.current = true;
         }

@@ -1,0 +1,184 @@
+//! Budgets for what an outsider can make the server hold: live subscribers, reads
+//! of the store done to catch subscribers up, exports, and the text of `ReportStats`
+//! streams still being collected. Each is a semaphore: a request that finds its
+//! budget spent is refused at once (HTTP 503 with `Retry-After`, gRPC
+//! `RESOURCE_EXHAUSTED`), and whatever was admitted gives its share back when it
+//! ends, however it ends.
+
+use crate::error::Error;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Live-stream (SSE) subscribers at once, by default.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 256;
+/// Exports being written at once, by default.
+pub const DEFAULT_MAX_EXPORTS: usize = 8;
+/// Text (senders and messages) held by all open `ReportStats` streams together,
+/// by default.
+pub const DEFAULT_MAX_STREAM_TEXT: usize = 256 << 20;
+/// Store reads that catch lagging subscribers up, at once: one shared path, not a
+/// thread per subscriber.
+const CATCH_UP_READS: usize = 2;
+/// What a refused client is told to wait before trying again, seconds.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// How large each budget is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Live-stream subscribers at once (`--max-subscribers`).
+    pub max_subscribers: usize,
+    /// Exports at once (`--max-exports`).
+    pub max_exports: usize,
+    /// Bytes of text held by open `ReportStats` streams together
+    /// (`--max-stream-text`).
+    pub max_stream_text: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+            max_exports: DEFAULT_MAX_EXPORTS,
+            max_stream_text: DEFAULT_MAX_STREAM_TEXT,
+        }
+    }
+}
+
+/// The budgets in force, shared by every request.
+#[derive(Debug)]
+pub struct Limits {
+    config: LimitsConfig,
+    subscribers: Arc<Semaphore>,
+    catch_up: Arc<Semaphore>,
+    exports: Arc<Semaphore>,
+    stream_text: Arc<Semaphore>,
+}
+
+/// A share of a budget, given back when dropped.
+#[derive(Debug)]
+pub struct Share(OwnedSemaphorePermit);
+
+impl Share {
+    /// Holds `other`'s share too, to give both back at once.
+    pub fn merge(&mut self, other: Share) {
+        self.0.merge(other.0);
+    }
+}
+
+impl Limits {
+    /// Budgets of the given sizes.
+    pub fn new(config: LimitsConfig) -> Limits {
+        let permits = |count: usize| Arc::new(Semaphore::new(count.min(Semaphore::MAX_PERMITS)));
+        Limits {
+            config,
+            subscribers: permits(config.max_subscribers),
+            catch_up: permits(CATCH_UP_READS),
+            exports: permits(config.max_exports),
+            stream_text: permits(config.max_stream_text),
+        }
+    }
+
+    /// The sizes.
+    pub fn config(&self) -> LimitsConfig {
+        self.config
+    }
+
+    /// One live-stream subscriber, or `Busy` when there are `max_subscribers`.
+    pub fn subscriber(&self) -> Result<Share, Error> {
+        self.subscribers
+            .clone()
+            .try_acquire_owned()
+            .map(Share)
+            .map_err(|_| {
+                Error::Busy(format!(
+                    "stream: {} live subscribers already (--max-subscribers); try again later",
+                    self.config.max_subscribers
+                ))
+            })
+    }
+
+    /// One export, or `Busy` when `max_exports` are being written.
+    pub fn export(&self) -> Result<Share, Error> {
+        self.exports
+            .clone()
+            .try_acquire_owned()
+            .map(Share)
+            .map_err(|_| {
+                Error::Busy(format!(
+                    "export: {} exports are being written already (--max-exports); try again later",
+                    self.config.max_exports
+                ))
+            })
+    }
+
+    /// Waits for a turn to read the store for a lagging subscriber.
+    pub async fn catch_up(&self) -> Share {
+        Share(
+            self.catch_up
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the catch-up semaphore is never closed"),
+        )
+    }
+
+    /// Bytes of text open `ReportStats` streams hold now.
+    pub fn stream_text_held(&self) -> usize {
+        self.config
+            .max_stream_text
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.stream_text.available_permits())
+    }
+
+    /// `bytes` more of text for an open `ReportStats` stream, or `Busy` when all
+    /// open streams together would hold more than `max_stream_text`.
+    pub fn stream_text(&self, bytes: usize) -> Result<Share, Error> {
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.stream_text
+            .clone()
+            .try_acquire_many_owned(bytes)
+            .map(Share)
+            .map_err(|_| {
+                Error::Busy(format!(
+                    "stream: open ReportStats calls hold {} bytes of text already (--max-stream-text); \
+                     nothing of this stream was stored, try again later",
+                    self.config.max_stream_text
+                ))
+            })
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(LimitsConfig::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spent_budget_refuses_until_a_share_comes_back() {
+        let limits = Limits::new(LimitsConfig {
+            max_subscribers: 2,
+            max_exports: 1,
+            max_stream_text: 100,
+        });
+        let first = limits.subscriber().unwrap();
+        let _second = limits.subscriber().unwrap();
+        assert!(
+            matches!(limits.subscriber(), Err(Error::Busy(text)) if text.contains("--max-subscribers"))
+        );
+        drop(first);
+        assert!(limits.subscriber().is_ok());
+        let export = limits.export().unwrap();
+        assert!(limits.export().is_err());
+        drop(export);
+        let text = limits.stream_text(60).unwrap();
+        assert!(limits.stream_text(60).is_err());
+        let _more = limits.stream_text(40).unwrap();
+        drop(text);
+        assert!(limits.stream_text(60).is_ok());
+    }
+}
