@@ -7,6 +7,7 @@ use perfstats::client::http::HttpClient;
 use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
 use perfstats::metrics::{DEFAULT_MAX_SENDER_LABELS, Metrics};
+use perfstats::server::connections::{DEFAULT_MAX_CONNECTIONS, raise_descriptor_limit};
 use perfstats::server::{
     AllowedHosts, DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS,
     LimitsConfig, Options, ServerTls, Tokens,
@@ -154,6 +155,11 @@ struct Serve {
     /// Label at most this many senders by name in /metrics; the rest count under sender="".
     #[arg(long, env = "PERFSTATS_METRICS_MAX_SENDERS", default_value_t = DEFAULT_MAX_SENDER_LABELS)]
     metrics_max_senders: usize,
+    /// Connections at once (lowered to fit the descriptor limit, which is raised to
+    /// its hard limit at start); past it, connections that have not sent a whole
+    /// request yet are closed first.
+    #[arg(long, env = "PERFSTATS_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Live-stream (SSE) subscribers at once; more get 503 with Retry-After.
     #[arg(long, env = "PERFSTATS_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]
     max_subscribers: usize,
@@ -278,6 +284,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run_server(serve: Serve) -> Result<(), String> {
+    match raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!(limit, "open descriptors allowed"),
+        Err(error) => tracing::warn!("cannot read the descriptor limit: {error}"),
+    }
     let backend = if serve.memory {
         Backend::Memory {
             max_reports: serve.max_reports,
@@ -323,6 +333,7 @@ async fn run_server(serve: Serve) -> Result<(), String> {
             max_subscribers: serve.max_subscribers,
             max_exports: serve.max_exports,
             max_stream_text: serve.max_stream_text,
+            max_connections: serve.max_connections,
         },
     };
     let server = perfstats::server::run(listener, store, options, async {

@@ -32,6 +32,9 @@ pub struct LimitsConfig {
     /// Bytes of text held by open `ReportStats` streams together
     /// (`--max-stream-text`).
     pub max_stream_text: usize,
+    /// Connections at once (`--max-connections`; lowered to fit the descriptor
+    /// limit).
+    pub max_connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -40,6 +43,7 @@ impl Default for LimitsConfig {
             max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
             max_exports: DEFAULT_MAX_EXPORTS,
             max_stream_text: DEFAULT_MAX_STREAM_TEXT,
+            max_connections: super::connections::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -164,6 +168,7 @@ mod tests {
             max_subscribers: 2,
             max_exports: 1,
             max_stream_text: 100,
+            max_connections: 10,
         });
         let first = limits.subscriber().unwrap();
         let _second = limits.subscriber().unwrap();

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+pub mod connections;
 mod grpc;
 mod http;
 mod legacy;
@@ -30,7 +31,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
 /// Largest gRPC message accepted (a report is at most about 4.5 KiB).
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024;
@@ -131,13 +131,14 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
 }
 
 /// Serves gRPC and HTTP on `listener` until `shutdown` completes, then waits for
-/// in-flight requests, stores everything queued and returns.
+/// open connections to finish (the caller bounds how long), stores everything
+/// queued and returns. Connections are budgeted as [`connections`] describes.
 pub async fn run(
     listener: TcpListener,
     store: Store,
     options: Options,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let state = AppState {
         store: store.clone(),
@@ -146,23 +147,21 @@ pub async fn run(
         limits: Arc::new(Limits::new(options.limits)),
     };
     let app = app(state, &options).await;
-    let router = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .add_routes(Routes::from(app));
+    let max_connections = connections::fit_max_connections(options.limits.max_connections);
     let signal = async move {
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = match &options.tls {
+    match &options.tls {
         None => {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            router.serve_with_incoming_shutdown(incoming, signal).await
+            let incoming = connections::tcp(listener);
+            connections::serve(incoming, app, max_connections, signal).await;
         }
         Some(tls) => {
             let incoming = tls::incoming(listener, tls, stopped);
-            router.serve_with_incoming_shutdown(incoming, signal).await
+            connections::serve(incoming, app, max_connections, signal).await;
         }
-    };
+    }
     store.close().await;
-    served
+    Ok(())
 }
