@@ -57,6 +57,8 @@ fn live(reports: &[Report]) -> LiveAnalysis {
 
 fn capped(mut round: Round) -> Round {
     round.missing.truncate(MISSING_SHOWN);
+    // The slowest MISSING_SHOWN latencies (runs here have fewer receivers).
+    assert!(round.latency_ms.len() <= MISSING_SHOWN);
     round
 }
 
@@ -186,8 +188,25 @@ fn missing_lists_are_capped_but_counted() {
     }
     add("ra".into(), Event::RaNewBlockSent, 10);
     add("n000".into(), Event::NewBlockReceived, 15);
+    // A second round every node receives, node k after k + 1 ns.
+    add("ra".into(), Event::RaNewBlockSent, 1_000);
+    for node in 0..100 {
+        add(format!("n{node:03}"), Event::NewBlockReceived, 1_001 + node);
+    }
     let live = live(&reports);
     let summary = live.summary(10);
+    let everyone = &summary.rounds[1];
+    assert_eq!(
+        (everyone.received_count, everyone.latency_ms.len()),
+        (100, MISSING_SHOWN)
+    );
+    assert!(everyone.latency_ms.contains_key("n099") && !everyone.latency_ms.contains_key("n079"));
+    assert_eq!(everyone.max_ms, Some(100e-6));
+    assert_eq!(
+        everyone.p50_ms,
+        Some(50e-6),
+        "over all 100, not the 20 shown"
+    );
     let round = &summary.rounds[0];
     assert_eq!(
         (round.missing_count, round.missing.len()),
@@ -197,5 +216,6 @@ fn missing_lists_are_capped_but_counted() {
     assert_eq!(summary.rounds_flagged, 1);
     let whole = live.round(RoundKind::Block, 1, usize::MAX).unwrap();
     assert_eq!(whole.missing.len(), 99);
+    assert_eq!(whole.received_count, 1);
     assert_eq!(whole.latency_ms["n000"], 5e-6);
 }

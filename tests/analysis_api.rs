@@ -241,6 +241,8 @@ async fn bad_analysis_parameters_get_400_or_404_naming_the_parameter() {
         ("/api/winners?limit=500", 400, "limit"),
         ("/api/timeline?buckets=0", 400, "buckets"),
         ("/api/timeline?from=10&to=5", 400, "to"),
+        ("/api/timeline?from=-5", 400, "from"),
+        ("/api/timeline?from=0&to=9223372036854775807", 400, "to"),
         ("/api/reports?order=sideways", 400, "order"),
     ] {
         let response = reqwest::get(format!("{}{path}", server.url()))

@@ -22,8 +22,10 @@ use crate::report::Report;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Missing receivers listed per round in summaries and pages (the rest are
-/// counted in `missing_count`; one round asked for by number lists them all).
+/// Missing receivers, and receivers' latencies (the slowest), listed per round in
+/// summaries and pages: no answer grows with senders × rounds (the rest are counted
+/// in `missing_count` and `received_count`; one round asked for by number lists
+/// them all).
 pub const MISSING_SHOWN: usize = 20;
 /// Event slots: 0 for anything unknown, 1..=17 for events 71..=87.
 const EVENT_SLOTS: usize = 18;
@@ -303,11 +305,11 @@ impl Kind {
     }
 }
 
-/// What is kept of one problem round's winner reports: enough to count rounds with
-/// winners and rounds that disagree (the reports themselves are read back when a
-/// round is shown).
-#[derive(Debug, Default, Clone, Copy)]
+/// One problem round's winner reports, and what they add up to.
+#[derive(Debug, Default, Clone)]
 struct Span {
+    /// (time, sender, named winner id), in arrival order.
+    reports: Vec<(i64, u32, u32)>,
     /// The first winner named (`u32::MAX`: none yet).
     first: u32,
     /// Whether another winner was named too.
@@ -316,11 +318,21 @@ struct Span {
 
 impl Span {
     const EMPTY: Span = Span {
+        reports: Vec::new(),
         first: u32::MAX,
         disagrees: false,
     };
 
-    fn add(&mut self, name: u32) {
+    fn of(reports: Vec<(i64, u32, u32)>) -> Span {
+        let mut span = Span::EMPTY;
+        for &(_, _, name) in &reports {
+            span.name(name);
+        }
+        span.reports = reports;
+        span
+    }
+
+    fn name(&mut self, name: u32) {
         if self.first == u32::MAX {
             self.first = name;
         } else if self.first != name {
@@ -337,13 +349,12 @@ impl Span {
     }
 }
 
-/// `BLOCK_WINNER_FOUND` reports by problem round.
+/// `BLOCK_WINNER_FOUND` reports by problem round: each round keeps its own, so a
+/// report arriving late costs a search among the rounds, not a shift of them all.
 #[derive(Debug, Default)]
 struct Winners {
     /// Sorted times of `RA_NEW_PROBLEM_SENT`.
     problems: Vec<i64>,
-    /// (time, sender, named winner id), sorted by time.
-    reports: Vec<(i64, u32, u32)>,
     /// `spans[k]`: problem round k (0: before the first problem); one more than
     /// there are problems.
     spans: Vec<Span>,
@@ -354,28 +365,19 @@ struct Winners {
 }
 
 impl Winners {
-    fn account(&mut self, span: Span, sign: isize) {
-        let (with, disagree) = span.counts();
+    fn account(&mut self, (with, disagree): (usize, usize), sign: isize) {
         self.with_winners = self.with_winners.wrapping_add_signed(sign * with as isize);
         self.disagreeing = self
             .disagreeing
             .wrapping_add_signed(sign * disagree as isize);
     }
 
-    /// Problem round `round`'s time span.
-    fn bounds(&self, round: usize) -> (i64, i64) {
-        let low = round
-            .checked_sub(1)
-            .map_or(i64::MIN, |index| self.problems[index]);
-        let high = self.problems.get(round).copied().unwrap_or(i64::MAX);
-        (low, high)
-    }
-
-    /// The winner reports of `low..high`.
-    fn reports_in(&self, (low, high): (i64, i64)) -> &[(i64, u32, u32)] {
-        let first = self.reports.partition_point(|report| report.0 < low);
-        let last = self.reports.partition_point(|report| report.0 < high);
-        &self.reports[first..last.max(first)]
+    /// The problem round a report at `time` belongs to.
+    fn round_of(&self, time: i64) -> usize {
+        match self.problems.last() {
+            Some(last) if *last <= time => self.problems.len(),
+            _ => self.problems.partition_point(|problem| *problem <= time),
+        }
     }
 
     fn winner(&mut self, time: i64, sender: u32, name: &str) {
@@ -392,20 +394,14 @@ impl Winners {
                 id
             }
         };
-        let at = match self.reports.last() {
-            Some(last) if last.0 <= time => self.reports.len(),
-            _ => self.reports.partition_point(|report| report.0 <= time),
-        };
-        self.reports.insert(at, (time, sender, name));
-        let round = match self.problems.last() {
-            Some(last) if *last <= time => self.problems.len(),
-            _ => self.problems.partition_point(|problem| *problem <= time),
-        };
-        let span = self.spans[round];
-        self.account(span, -1);
-        self.spans[round].add(name);
-        let span = self.spans[round];
-        self.account(span, 1);
+        let round = self.round_of(time);
+        let before = self.spans[round].counts();
+        let span = &mut self.spans[round];
+        span.reports.push((time, sender, name));
+        span.name(name);
+        let after = span.counts();
+        self.account(before, -1);
+        self.account(after, 1);
     }
 
     fn problem(&mut self, time: i64) {
@@ -413,23 +409,15 @@ impl Winners {
             self.spans.push(Span::EMPTY);
         }
         let round = self.problems.partition_point(|problem| *problem <= time);
-        let bounds = self.bounds(round);
         self.problems.insert(round, time);
-        // Round `round` is split at `time`: count both halves again from its reports.
-        let old = self.spans[round];
-        self.account(old, -1);
-        let (mut before, mut after) = (Span::EMPTY, Span::EMPTY);
-        if old.has_winners() {
-            for &(at, _, name) in self.reports_in(bounds) {
-                if at < time {
-                    before.add(name);
-                } else {
-                    after.add(name);
-                }
-            }
-        }
-        self.account(before, 1);
-        self.account(after, 1);
+        // Round `round` is split at `time`: its reports go to either half.
+        let old = std::mem::take(&mut self.spans[round]);
+        self.account(old.counts(), -1);
+        let (before, after): (Vec<_>, Vec<_>) =
+            old.reports.into_iter().partition(|report| report.0 < time);
+        let (before, after) = (Span::of(before), Span::of(after));
+        self.account(before.counts(), 1);
+        self.account(after.counts(), 1);
         self.spans[round] = before;
         self.spans.insert(round + 1, after);
     }
@@ -566,9 +554,9 @@ impl LiveAnalysis {
             .collect()
     }
 
-    /// Round `number` (from 1) of `kind`, listing at most `missing_shown` missing
-    /// receivers.
-    pub fn round(&self, kind: RoundKind, number: usize, missing_shown: usize) -> Option<Round> {
+    /// Round `number` (from 1) of `kind`, listing at most `shown` missing receivers
+    /// and the `shown` slowest receivers' latencies.
+    pub fn round(&self, kind: RoundKind, number: usize, shown: usize) -> Option<Round> {
         let state = &self.kinds[kind_index(kind)];
         let index = number.checked_sub(1)?;
         let sent = state.sends.get(index)?;
@@ -587,7 +575,7 @@ impl LiveAnalysis {
                 }
                 None => {
                     missing_count += 1;
-                    if missing.len() < missing_shown {
+                    if missing.len() < shown {
                         missing.push(name.to_string());
                     }
                 }
@@ -595,6 +583,25 @@ impl LiveAnalysis {
         }
         let mut sorted: Vec<f64> = latency_ms.values().copied().collect();
         sorted.sort_by(f64::total_cmp);
+        let received_count = sorted.len();
+        if received_count > shown {
+            let threshold = sorted[received_count - shown];
+            let mut room = shown
+                - sorted[received_count - shown..]
+                    .iter()
+                    .filter(|ms| **ms > threshold)
+                    .count();
+            latency_ms.retain(|_, ms| {
+                if *ms > threshold {
+                    true
+                } else if *ms == threshold && room > 0 {
+                    room -= 1;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
         Some(Round {
             kind,
             number,
@@ -604,6 +611,7 @@ impl LiveAnalysis {
             latency_ms,
             missing,
             missing_count,
+            received_count,
             p50_ms: percentile(&sorted, 0.50),
             p95_ms: percentile(&sorted, 0.95),
             max_ms: sorted.last().copied(),
@@ -707,11 +715,12 @@ impl LiveAnalysis {
     }
 
     fn winner_round(&self, round: usize) -> Option<WinnerRound> {
-        if !self.winners.spans.get(round)?.has_winners() {
+        let span = self.winners.spans.get(round)?;
+        if !span.has_winners() {
             return None;
         }
         let mut by_winner: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for &(_, sender, name) in self.winners.reports_in(self.winners.bounds(round)) {
+        for &(_, sender, name) in &span.reports {
             let senders = by_winner
                 .entry(self.winners.names[name as usize].to_string())
                 .or_default();

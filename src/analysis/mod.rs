@@ -104,8 +104,11 @@ pub struct Round {
     /// The sent report's message (e.g. the block).
     pub message: String,
     /// Each receiver's delay, ms from sending to its first matching report before
-    /// the next round of the kind.
+    /// the next round of the kind (in summaries and pages, the slowest
+    /// [`live::MISSING_SHOWN`]; the percentiles below are over all).
     pub latency_ms: BTreeMap<String, f64>,
+    /// How many receivers reported it.
+    pub received_count: usize,
     /// The run's other senders that never reported receiving it (in summaries and
     /// pages, the first [`live::MISSING_SHOWN`] by name).
     pub missing: Vec<String>,
@@ -383,6 +386,7 @@ fn rounds_among(reports: &[impl AsRef<Report>], senders: &BTreeSet<&str>) -> Vec
                 message: origin.message.clone(),
                 latency_ms,
                 missing_count: missing.len(),
+                received_count: sorted.len(),
                 missing,
                 p50_ms: percentile(&sorted, 0.50),
                 p95_ms: percentile(&sorted, 0.95),

@@ -120,7 +120,7 @@ impl Timeline {
     /// snaps down, and the width up, to the grid of the level used).
     pub fn window(&self, from: i64, to: i64, buckets: usize) -> Window {
         let buckets = buckets.max(1) as i64;
-        let wanted = (to.saturating_sub(from).max(1) + buckets - 1) / buckets;
+        let wanted = to.saturating_sub(from).max(1).saturating_add(buckets - 1) / buckets;
         let level = LEVELS
             .iter()
             .rposition(|width| *width <= wanted)
@@ -128,7 +128,7 @@ impl Timeline {
         let width = LEVELS[level];
         let bucket_ns = ceil_div(wanted, width).max(1) * width;
         let from = from.div_euclid(width) * width;
-        let count = (to.saturating_sub(from).max(1) + bucket_ns - 1) / bucket_ns;
+        let count = to.saturating_sub(from).max(1).saturating_add(bucket_ns - 1) / bucket_ns;
         let to = from.saturating_add(count.saturating_mul(bucket_ns));
         let mut by_key: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         let mut total = 0;

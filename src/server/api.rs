@@ -352,6 +352,16 @@ pub async fn timeline(
             "buckets: must be from 1 to {MAX_BUCKETS} (got {buckets})"
         )));
     }
+    /// Times a window may name (ns): report times are never negative, and half
+    /// the range leaves room for the grid arithmetic.
+    const LATEST: i64 = i64::MAX / 2;
+    for (field, value) in [("from", params.from), ("to", params.to)] {
+        if value.is_some_and(|time| !(0..=LATEST).contains(&time)) {
+            return Err(Error::BadRequest(format!(
+                "{field}: must be a time in ns from 0 to {LATEST}"
+            )));
+        }
+    }
     if let (Some(from), Some(to)) = (params.from, params.to)
         && from >= to
     {

@@ -126,18 +126,23 @@ async fn store_form(state: &AppState, body: &[u8]) -> Result<&'static str, Error
     Ok("ACK")
 }
 
-/// `GET /messages`: `{"messages": [{"time", "sender", "eventtype", "message"}]}`, every
-/// report of the current run in the seed's string form.
+/// Reports `GET /messages` lists at most: the newest of the run. The seed listed
+/// all, which at millions of reports is gigabytes in one answer; the API pages.
+pub const MESSAGES_SHOWN: usize = 10_000;
+
+/// `GET /messages`: `{"messages": [{"time", "sender", "eventtype", "message"}]}`, the
+/// current run's newest [`MESSAGES_SHOWN`] reports, oldest first, in the seed's
+/// string form.
 pub async fn messages(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
     let query = Query {
         run: state.store.current_run().id,
-        limit: usize::MAX,
+        descending: true,
+        limit: MESSAGES_SHOWN,
         ..Query::default()
     };
-    let messages: Vec<_> = state
-        .store
-        .query(query)
-        .await?
+    let mut newest = state.store.query(query).await?;
+    newest.reverse();
+    let messages: Vec<_> = newest
         .iter()
         .map(|report| {
             json!({

@@ -1,12 +1,15 @@
 //! Each run's [`LiveAnalysis`], held by the store: the current run's is updated at
 //! every commit; an older run's is built once from its reports when first asked
-//! for, and the few most recently asked for are kept.
+//! for, and the few most recently asked for are kept. Builds run one at a time, in
+//! a task of their own: a caller that goes away does not start a second build of
+//! the same run, and a build whose run was pushed out of the cache meanwhile is
+//! skipped.
 
 use crate::analysis::live::LiveAnalysis;
 use crate::error::Error;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 /// Older runs whose analysis is kept after being built (enough to compare two).
 const OLDER_KEPT: usize = 2;
@@ -20,7 +23,9 @@ type Building = Arc<OnceCell<SharedAnalysis>>;
 /// The analyses the store holds.
 pub(super) struct Analyses {
     current: Mutex<(u64, SharedAnalysis)>,
-    older: Mutex<VecDeque<(u64, Building)>>,
+    older: Arc<Mutex<VecDeque<(u64, Building)>>>,
+    /// One build at a time: each is O(run) of CPU and memory.
+    builds: Arc<Semaphore>,
 }
 
 impl Analyses {
@@ -28,7 +33,8 @@ impl Analyses {
     pub(super) fn new(run: u64, analysis: LiveAnalysis) -> Analyses {
         Analyses {
             current: Mutex::new((run, Arc::new(RwLock::new(analysis)))),
-            older: Mutex::new(VecDeque::new()),
+            older: Arc::new(Mutex::new(VecDeque::new())),
+            builds: Arc::new(Semaphore::new(1)),
         }
     }
 
@@ -79,16 +85,32 @@ impl Analyses {
             self.keep(run, building.clone());
             building
         });
-        building
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(build)
-                    .await
-                    .map_err(|error| {
-                        Error::Unavailable(format!("analysis: building failed: {error}"))
-                    })?
-                    .map(|analysis| Arc::new(RwLock::new(analysis)))
-            })
-            .await
-            .cloned()
+        let (older, builds) = (self.older.clone(), self.builds.clone());
+        let task = tokio::spawn(async move {
+            building
+                .get_or_try_init(|| async {
+                    let _turn = builds.acquire().await.expect("never closed");
+                    let wanted = older
+                        .lock()
+                        .expect("analyses lock")
+                        .iter()
+                        .any(|(kept, cell)| *kept == run && Arc::ptr_eq(cell, &building));
+                    if !wanted {
+                        return Err(Error::Unavailable(format!(
+                            "analysis: run {run} was pushed out of the cache while waiting; ask again"
+                        )));
+                    }
+                    tokio::task::spawn_blocking(build)
+                        .await
+                        .map_err(|error| {
+                            Error::Unavailable(format!("analysis: building failed: {error}"))
+                        })?
+                        .map(|analysis| Arc::new(RwLock::new(analysis)))
+                })
+                .await
+                .cloned()
+        });
+        task.await
+            .map_err(|error| Error::Unavailable(format!("analysis: building failed: {error}")))?
     }
 }

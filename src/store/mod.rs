@@ -280,11 +280,14 @@ impl Store {
     /// Run `run`'s analysis, kept current for the current run; an older run's is
     /// built from its reports the first time (O(run), once) and a few are kept.
     pub async fn analysis(&self, run: u64) -> Result<SharedAnalysis, Error> {
-        let seqs = seq_range(&self.core.runs.read().expect("runs lock").all, run);
-        let reader = self.core.reader.clone();
+        let core = self.core.clone();
         self.core
             .analyses
-            .get(run, move || build_analysis(&reader, seqs))
+            .get(run, move || {
+                // Read here, not before: once a run is not current its range is final.
+                let seqs = seq_range(&core.runs.read().expect("runs lock").all, run);
+                build_analysis(&core.reader, seqs)
+            })
             .await
     }
 
