@@ -78,6 +78,27 @@ proptest! {
         prop_assert_eq!(summary.winners_total, fold.winners_total);
         prop_assert_eq!(summary.winners_disagreeing, fold.winners_disagreeing);
         prop_assert_eq!(&summary.distributions, &fold.distributions);
+        // Each node as a receiver (what compare shows): rounds received and missed
+        // exactly, its median within the buckets' 0.4%.
+        for kind in [RoundKind::Problem, RoundKind::Block, RoundKind::Reveal] {
+            for receiver in live.receivers(kind) {
+                let sender = receiver.node.sender.as_str();
+                let rounds = fold.rounds.iter().filter(|round| round.kind == kind);
+                let mut latencies: Vec<f64> = rounds.clone()
+                    .filter_map(|round| round.latency_ms.get(sender).copied())
+                    .collect();
+                latencies.sort_by(f64::total_cmp);
+                let missed = rounds.filter(|round| round.missing.iter().any(|name| name == sender)).count();
+                prop_assert_eq!(receiver.received, latencies.len() as u64, "{} {:?}", sender, kind);
+                prop_assert_eq!(receiver.missed, missed as u64, "{} {:?}", sender, kind);
+                let rank = latencies.len().div_ceil(2).max(1);
+                match (latencies.get(rank - 1), receiver.median_ms) {
+                    (Some(want), Some(got)) => prop_assert!((got - want).abs() <= want * 0.004 + 1e-6, "{got} vs {want}"),
+                    (None, None) => {}
+                    other => prop_assert!(false, "{other:?}"),
+                }
+            }
+        }
         // Exact counts and maxima; quantiles within 1% of the exact nearest rank.
         for (kind, distribution) in &fold.distributions {
             let mut exact: Vec<f64> = fold.rounds.iter()

@@ -309,7 +309,7 @@ pub fn compare(a: &LiveAnalysis, b: &LiveAnalysis) -> Comparison {
     }
     let flags = |analysis: &LiveAnalysis| Flags {
         rounds_flagged: analysis.rounds_flagged(),
-        winners_disagreeing: analysis.summary(0).winners_disagreeing,
+        winners_disagreeing: analysis.winners_disagreeing(),
     };
     Comparison {
         kinds,

@@ -1,6 +1,7 @@
-//! The analysis of one run kept current as its reports are stored: every report
-//! updates it in O(log n) (amortised; an authority's send costs O(senders · log n)),
-//! and every read costs O(what it returns), never O(run).
+//! The analysis of one run kept current as its reports are stored: a report
+//! arriving about in time order updates it in O(log n) (an authority's send costs
+//! O(senders · log n); a report far older than the newest also shifts the sorted
+//! vectors it goes into), and every read costs O(what it returns), never O(run).
 //!
 //! It equals the pure fold of [`super::Analyzer`] for any arrival order: a
 //! receiver's report may come before the authority's, or long after the next round
@@ -705,6 +706,11 @@ impl LiveAnalysis {
         self.kinds.iter().map(|kind| kind.sends.len()).sum()
     }
 
+    /// How many winner rounds named more than one winner.
+    pub fn winners_disagreeing(&self) -> usize {
+        self.winners.disagreeing
+    }
+
     /// How many rounds some other sender of the run never received.
     pub fn rounds_flagged(&self) -> usize {
         let senders = self.names.len();
@@ -811,7 +817,7 @@ impl LiveAnalysis {
                 let (received, median) = state.receiver(*id as usize);
                 Receiver {
                     received,
-                    missed: state.receivable(*id as usize) - received,
+                    missed: state.receivable(*id as usize).saturating_sub(received),
                     median_ms: median.map(|ns| ns / 1e6),
                     node,
                 }
@@ -841,7 +847,19 @@ impl LiveAnalysis {
                 .counts
                 .insert(event_of(*slot).as_str_name(), counts.clone());
         }
-        (window, by_sender.into_values().collect())
+        let mut senders: Vec<SenderCounts> = by_sender.into_values().collect();
+        if !window.rest.is_empty() {
+            senders.push(SenderCounts {
+                sender: String::new(),
+                total: window.rest.iter().flat_map(|(_, counts)| counts).sum(),
+                counts: window
+                    .rest
+                    .iter()
+                    .map(|(slot, counts)| (event_of(*slot).as_str_name(), counts.clone()))
+                    .collect(),
+            });
+        }
+        (window, senders)
     }
 
     /// The smallest and largest seq of the reports in `from..to` (see

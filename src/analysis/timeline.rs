@@ -3,7 +3,10 @@
 //! level fine enough for it: a window of B buckets reads at most about 16·B level
 //! buckets, whatever the run's length.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// (sender, event) series one window answers with counts of their own at most.
+pub const MAX_SERIES: usize = 1_000;
 
 /// Values by bucket number, sorted: reports mostly arrive in time order, so the
 /// bucket they count in is nearly always the last one (no search), and a window is
@@ -85,6 +88,8 @@ pub struct Window {
     pub buckets: usize,
     /// (sender id, event index, counts per bucket) for every non-zero pair.
     pub counts: Vec<(u32, usize, Vec<u64>)>,
+    /// The series past the busiest [`MAX_SERIES`], summed: (event index, counts).
+    pub rest: Vec<(usize, Vec<u64>)>,
     /// How many reports fall in the window.
     pub total: u64,
 }
@@ -130,16 +135,37 @@ impl Timeline {
         let from = from.div_euclid(width) * width;
         let count = to.saturating_sub(from).max(1).saturating_add(bucket_ns - 1) / bucket_ns;
         let to = from.saturating_add(count.saturating_mul(bucket_ns));
+        let cells = self.levels[level].range(from / width, ceil_div(to, width));
+        // The busiest MAX_SERIES (sender, event) series get counts of their own, the
+        // rest are summed per event: the answer never grows with the senders.
+        let mut totals: HashMap<u32, u64> = HashMap::new();
+        for (_, bucket) in cells {
+            for (key, n) in bucket {
+                *totals.entry(*key).or_default() += u64::from(*n);
+            }
+        }
+        let total = totals.values().sum();
+        let kept: Option<HashSet<u32>> = (totals.len() > MAX_SERIES).then(|| {
+            let mut busiest: Vec<(u64, u32)> = totals.iter().map(|(key, n)| (*n, *key)).collect();
+            busiest.sort_unstable_by(|a, b| b.cmp(a));
+            busiest
+                .into_iter()
+                .take(MAX_SERIES)
+                .map(|(_, key)| key)
+                .collect()
+        });
         let mut by_key: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        let mut total = 0;
-        for (bucket, cells) in self.levels[level].range(from / width, ceil_div(to, width)) {
+        let mut rest: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        for (bucket, bucket_cells) in cells {
             let index = ((bucket * width - from) / bucket_ns) as usize;
-            for (key, n) in cells {
-                let counts = by_key
-                    .entry(*key)
-                    .or_insert_with(|| vec![0; count as usize]);
+            for (key, n) in bucket_cells {
+                let fresh = || vec![0; count as usize];
+                let counts = if kept.as_ref().is_none_or(|kept| kept.contains(key)) {
+                    by_key.entry(*key).or_insert_with(fresh)
+                } else {
+                    rest.entry((key & 31) as usize).or_insert_with(fresh)
+                };
                 counts[index] += u64::from(*n);
-                total += u64::from(*n);
             }
         }
         Window {
@@ -151,6 +177,7 @@ impl Timeline {
                 .into_iter()
                 .map(|(key, counts)| (key >> EVENT_BITS, (key & 31) as usize, counts))
                 .collect(),
+            rest: rest.into_iter().collect(),
             total,
         }
     }
@@ -196,7 +223,28 @@ mod tests {
         // A wide window over a coarse level.
         let wide = timeline.window(0, 4_000 * SECOND, 5);
         assert_eq!((wide.bucket_ns, wide.buckets), (1_024 * SECOND, 4));
+        assert!(wide.rest.is_empty());
         assert_eq!(wide.total, 1_001);
         assert_eq!(timeline.span(), Some((0, 999 * SECOND / 10)));
+    }
+
+    #[test]
+    fn past_the_busiest_series_the_rest_is_summed() {
+        let mut timeline = Timeline::default();
+        let senders = MAX_SERIES as u32 + 50;
+        for sender in 0..senders {
+            // Sender k reports k + 1 times: the 50 quietest go to the rest.
+            for i in 0..=u64::from(sender) {
+                timeline.add(SECOND + i as i64, u64::from(sender) * 10_000 + i, sender, 9);
+            }
+        }
+        let window = timeline.window(0, 10 * SECOND, 10);
+        assert_eq!(window.counts.len(), MAX_SERIES);
+        assert!(window.counts.iter().all(|(sender, ..)| *sender >= 50));
+        let rest: u64 = window.rest.iter().flat_map(|(_, counts)| counts).sum();
+        assert_eq!(rest, (1..=50).sum::<u64>());
+        assert_eq!(window.rest[0].0, 9);
+        let counted: u64 = window.counts.iter().flat_map(|(_, _, counts)| counts).sum();
+        assert_eq!(counted + rest, window.total);
     }
 }

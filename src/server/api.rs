@@ -27,6 +27,8 @@ pub const DEFAULT_LIMIT: usize = 500;
 pub const MAX_LIMIT: usize = 10_000;
 /// Reports read per step while exporting.
 const EXPORT_PAGE: usize = 500;
+/// How long an export waits for its client to take a chunk before giving up.
+const EXPORT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Text an export hands to the connection at a time (with two chunks queued, an
 /// export holds a few MiB however large its reports are).
 const EXPORT_CHUNK: usize = 1 << 20;
@@ -612,9 +614,23 @@ pub async fn export(
     let share = state.limits.export()?;
     let (pages, body) = mpsc::channel::<Result<String, std::io::Error>>(2);
     let store = state.store.clone();
+    // Set when the whole export was handed over; otherwise the body ends with an
+    // error, so a client never takes a cut-off export for a whole one.
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = finished.clone();
     tokio::spawn(async move {
         let _share = share; // given back when the export ends, however it ends
-        if format == Format::Csv && pages.send(Ok(CSV_HEADER.to_string())).await.is_err() {
+        // A client that reads nothing for this long loses the export (and its share).
+        let deliver = |text: String| {
+            let pages = pages.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(EXPORT_STALL, pages.send(Ok(text))).await,
+                    Ok(Ok(()))
+                )
+            }
+        };
+        if format == Format::Csv && !deliver(CSV_HEADER.to_string()).await {
             return;
         }
         loop {
@@ -636,21 +652,34 @@ pub async fn export(
                         text.push('\n');
                     }
                 }
-                if text.len() >= EXPORT_CHUNK
-                    && pages.send(Ok(std::mem::take(&mut text))).await.is_err()
-                {
+                if text.len() >= EXPORT_CHUNK && !deliver(std::mem::take(&mut text)).await {
                     return;
                 }
             }
-            if !text.is_empty() && pages.send(Ok(text)).await.is_err() {
+            if !text.is_empty() && !deliver(text).await {
                 return;
             }
             match page.last() {
                 Some(last) if page.len() == query.limit => query.after = last.seq,
-                _ => return,
+                _ => {
+                    done.store(true, std::sync::atomic::Ordering::Release);
+                    return;
+                }
             }
         }
     });
+    let mut checked = false;
+    let ending = tokio_stream::iter(std::iter::from_fn(move || {
+        if std::mem::replace(&mut checked, true)
+            || finished.load(std::sync::atomic::Ordering::Acquire)
+        {
+            return None;
+        }
+        Some(Err(std::io::Error::other(
+            "export: abandoned before its end (the client read nothing for 60 s)",
+        )))
+    }));
+    let body = tokio_stream::StreamExt::chain(ReceiverStream::new(body), ending);
     let disposition = format!(
         "attachment; filename=\"perfstats-{}.{extension}\"",
         run.name
@@ -660,7 +689,7 @@ pub async fn export(
             (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(ReceiverStream::new(body)),
+        Body::from_stream(body),
     )
         .into_response())
 }

@@ -2,8 +2,11 @@
 //!
 //! Every connection holds one of `--max-connections` shares until it closes; past
 //! the cap the loop stops accepting (the kernel's backlog holds newcomers) and
-//! first closes every connection that has not sent a whole request yet, so slow or
-//! idle connections cannot crowd real clients out. A connection that sends no whole
+//! first closes every connection with no request being handled (one that has not
+//! sent a whole request yet, an idle keep-alive or HTTP/2 connection, a live stream
+//! whose response is under way: browsers reconnect), so slow or idle connections
+//! cannot crowd real clients out. A request whose body trickles in is being handled
+//! and is not closed this way (a known gap). A connection that sends no whole
 //! request within [`FIRST_REQUEST_TIMEOUT`] is closed anyway; HTTP/1 requests must
 //! finish their headers within [`HEADER_READ_TIMEOUT`] (hyper's timer, which also
 //! ends idle keep-alive connections); HTTP/2 connections are pinged and closed when
@@ -18,7 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, Semaphore};
@@ -146,12 +149,19 @@ pub async fn serve<IO>(
         };
         let info = io.connect_info();
         let started = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let service = {
-            let (router, started) = (router.clone(), started.clone());
+            let (router, started, in_flight) = (router.clone(), started.clone(), in_flight.clone());
             tower::service_fn(move |mut request: axum::http::Request<Incoming>| {
                 started.store(true, Ordering::Relaxed);
                 request.extensions_mut().insert(info.clone());
-                router.clone().oneshot(request)
+                let handling = InFlight::new(in_flight.clone());
+                let answer = router.clone().oneshot(request);
+                async move {
+                    let answer = answer.await;
+                    drop(handling);
+                    answer
+                }
             })
         };
         let connection = builder
@@ -162,15 +172,27 @@ pub async fn serve<IO>(
         tokio::spawn(async move {
             let _share = share;
             tokio::pin!(connection);
+            // Ends (and so closes the connection) when no whole request came in
+            // time, or at the cap while no request is being handled.
             let idle = async {
-                tokio::select! {
-                    () = tokio::time::sleep(FIRST_REQUEST_TIMEOUT) => {}
-                    () = pressure.notified() => {}
+                let first = tokio::time::sleep(FIRST_REQUEST_TIMEOUT);
+                tokio::pin!(first);
+                let mut waiting_first = true;
+                loop {
+                    tokio::select! {
+                        () = &mut first, if waiting_first => {
+                            waiting_first = false;
+                            if !started.load(Ordering::Relaxed) {
+                                return;
+                            }
+                        }
+                        () = pressure.notified() => {
+                            if in_flight.load(Ordering::Relaxed) == 0 {
+                                return;
+                            }
+                        }
+                    }
                 }
-                if started.load(Ordering::Relaxed) {
-                    std::future::pending::<()>().await;
-                }
-                // Dropping the connection closes it.
             };
             tokio::select! {
                 _ = &mut connection => {}
@@ -180,6 +202,22 @@ pub async fn serve<IO>(
     }
     drop(incoming); // no new connections while the open ones finish
     graceful.shutdown().await;
+}
+
+/// One request being handled on a connection, counted while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The TCP connections accepted on `listener`, with Nagle off (without it unary
