@@ -47,16 +47,10 @@ async fn node_count(http: &reqwest::Client, url: &str, sender: &str) -> u64 {
 }
 
 /// The sum of `perfstats_reports_stored_total` over events in `/metrics`.
-async fn metrics_stored(http: &reqwest::Client, url: &str) -> u64 {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
+async fn metrics_stored(url: &str) -> u64 {
+    support::metrics_text(url, None)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|line| line.starts_with("perfstats_reports_stored_total{"))
         .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
         .sum()
@@ -159,7 +153,7 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
                     .unwrap();
                 assert_eq!(page["reports"][0]["seq"], ack.seq, "the ACKed report is readable");
                 if mine % 20 == 0 {
-                    let stored = metrics_stored(&http, &url).await;
+                    let stored = metrics_stored(&url).await;
                     assert!(stored >= known, "/metrics: {stored} stored, {known} ACKed");
                 }
             }

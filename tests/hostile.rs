@@ -42,19 +42,6 @@ fn threads(pid: u32) -> u64 {
         .unwrap()
 }
 
-async fn metric(url: &str, name: &str) -> Option<f64> {
-    let text = support::http()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-}
-
 /// 100 subscribers that never read, past them one refused; meanwhile 100,000
 /// reports in 20 `ReportStats` calls all succeed, reads answer, threads stay few
 /// and memory grows little. (Issue: 500 such subscribers took 279 MiB, 183–494
@@ -74,7 +61,7 @@ async fn stalled_subscribers_are_capped_cheap_and_never_fail_ingest() {
         stalled.push(stalled_get(&url, "/api/stream?after=0").await);
     }
     support::within(WAIT, "100 subscribers counted", async {
-        while metric(&url, "perfstats_sse_subscribers").await != Some(100.0) {
+        while support::metric(&url, None, "perfstats_sse_subscribers").await != Some(100.0) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -314,7 +301,7 @@ async fn open_streams_share_one_text_budget() {
     // 2 MB more is past the 4 MiB budget.
     let url = server.url();
     support::within(WAIT, "stream 1's text reserved", async {
-        while metric(&url, "perfstats_stream_text_bytes")
+        while support::metric(&url, None, "perfstats_stream_text_bytes")
             .await
             .is_none_or(|held| held < 3_000_000.0)
         {
@@ -352,7 +339,7 @@ async fn open_streams_share_one_text_budget() {
     );
     assert_eq!(server.store.current_run().reports, 1_250);
     assert_eq!(
-        metric(&url, "perfstats_stream_text_bytes").await,
+        support::metric(&url, None, "perfstats_stream_text_bytes").await,
         Some(0.0),
         "every share given back"
     );

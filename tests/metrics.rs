@@ -21,19 +21,8 @@ fn memory() -> Backend {
     Backend::Memory { max_reports: 1_000 }
 }
 
-/// The value of the series `name` (with its labels, as printed) in `/metrics`, or
-/// `None` when it is absent.
 async fn series(server: &support::TestServer, token: Option<&str>, name: &str) -> Option<f64> {
-    let mut request = support::http().get(format!("{}/metrics", server.url()));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .map(|value| value.parse().unwrap())
+    support::metric(&server.url(), token, name).await
 }
 
 fn one(sender: &str) -> PerformanceData {

@@ -202,12 +202,7 @@ const FORM: [(&str, &str); 4] = [
 ];
 
 async fn metrics_text(server: &support::TestServer) -> String {
-    reqwest::get(format!("{}/metrics", server.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    support::metrics_text(&server.url(), None).await
 }
 
 /// `(status, body)` of a request.

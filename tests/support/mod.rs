@@ -339,3 +339,25 @@ pub fn output_within(command: &mut Command, limit: Duration, what: &str) -> std:
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// The `/metrics` exposition of the server at `url` (with `token` as a bearer token
+/// when given), asserting a 200.
+pub async fn metrics_text(url: &str, token: Option<&str>) -> String {
+    let mut request = http().get(format!("{url}/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET /metrics");
+    response.text().await.unwrap()
+}
+
+/// The value of the series `name` (with its labels, as printed) in `/metrics`, or
+/// `None` when it is absent.
+pub async fn metric(url: &str, token: Option<&str>, name: &str) -> Option<f64> {
+    metrics_text(url, token)
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(|value| value.parse().unwrap())
+}
