@@ -16,11 +16,15 @@
 //!   store's observer).
 //! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
 //!   the HTTP API, the embedded dashboard, tokens.
+//! - [`writes`]: where accepted writes go: the store, or the shared stream.
+//! - [`cluster`]: servers sharing one replicated NATS JetStream stream: publishing
+//!   writes to it, applying it to the local store in order.
 //! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes.
 //! - `src/bin/perfstats.rs`: the command line (`serve`, `report`, `tail`, `export`, `runs`).
 
 pub mod analysis;
 pub mod client;
+pub mod cluster;
 pub mod error;
 pub mod event;
 pub mod metrics;
@@ -28,6 +32,7 @@ pub mod pb;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod writes;
 
 pub use error::Error;
 pub use pb::{Ack, BatchAck, Event, PerformanceData};

@@ -186,6 +186,28 @@ impl Metrics {
             "Open live-stream (SSE) subscribers",
             gauge,
         );
+        if let Some(stream) = now.stream {
+            let gauge = |value: u64| {
+                let gauge = Gauge::<i64>::default();
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+                gauge
+            };
+            registry.register(
+                "perfstats_stream_applied_seq",
+                "The highest sequence of the shared stream applied to this server's store",
+                gauge(stream.applied),
+            );
+            registry.register(
+                "perfstats_stream_lag",
+                "Messages of the shared stream not applied here yet (its last sequence as last seen minus the applied one)",
+                gauge(stream.lag),
+            );
+            registry.register(
+                "perfstats_stream_writable",
+                "1 while writes can reach the shared stream, else 0 (writes answer UNAVAILABLE)",
+                gauge(u64::from(stream.writable)),
+            );
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)
             .expect("writing to a String cannot fail");
@@ -204,6 +226,8 @@ pub struct Now {
     pub subscribers: usize,
     /// Bytes of text reserved by open `ReportStats` calls.
     pub stream_text_bytes: usize,
+    /// Where this server stands against the shared stream (`--nats`), if any.
+    pub stream: Option<crate::cluster::StreamStatus>,
 }
 
 /// The propagation histogram's bucket bounds, seconds.
@@ -298,6 +322,7 @@ mod tests {
         let now = Now {
             subscribers: 3,
             stream_text_bytes: 7,
+            stream: None,
         };
         let text = metrics.encode(now, &[(RoundKind::Block, &latencies)]);
         assert!(

@@ -663,6 +663,7 @@ fn app_state() -> AppState {
     })
     .unwrap();
     AppState {
+        writes: perfstats::writes::Writes::Local(store.clone()),
         store,
         metrics,
         shutdown: tokio::sync::watch::channel(false).1,

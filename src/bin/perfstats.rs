@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use perfstats::client::http::HttpClient;
 use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
+use perfstats::cluster::{self as cluster, Cluster, ClusterConfig};
 use perfstats::metrics::{DEFAULT_MAX_SENDER_LABELS, Metrics};
 use perfstats::server::connections::{DEFAULT_MAX_CONNECTIONS, raise_descriptor_limit};
 use perfstats::server::{
@@ -64,11 +65,13 @@ struct Compare {
     format: String,
 }
 
-/// Where the server is (every client command).
+/// Where the server is, or the servers are (every client command).
 #[derive(Args)]
 struct Remote {
-    /// The server's URL.
-    #[arg(long, env = "PERFSTATS_ADDR", default_value = DEFAULT_ADDR)]
+    /// The server's URL, or several servers' URLs separated by commas: `report`
+    /// moves to the next after a failure worth retrying, the other commands use the
+    /// first that answers.
+    #[arg(long, env = "PERFSTATS_ADDR", default_value = DEFAULT_ADDR, value_name = "URL[,URL...]")]
     addr: String,
     /// Bearer token, for a server started with --token or --read-token.
     #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
@@ -195,6 +198,27 @@ struct Serve {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Share one replicated NATS JetStream stream with other perfstats servers,
+    /// through these NATS servers (comma-separated nats://host:port). Writes go to
+    /// the stream; this server applies the stream to its own --db or --memory store.
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    nats: Vec<String>,
+    /// With --nats: the stream's name (its subjects are NAME.reports and NAME.runs).
+    #[arg(long, env = "PERFSTATS_NATS_STREAM", value_name = "NAME", default_value = cluster::DEFAULT_STREAM)]
+    nats_stream: String,
+    /// With --nats: replicas of the stream when this server makes it (default 3, or
+    /// one per URL when fewer are given).
+    #[arg(long, env = "PERFSTATS_NATS_REPLICAS", value_name = "N")]
+    nats_replicas: Option<usize>,
+    /// With --nats: how long JetStream drops a second copy of a report_id, for a
+    /// stream made here (e.g. 2h, 30m, 90s).
+    #[arg(long, env = "PERFSTATS_NATS_DEDUPE_WINDOW", value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
+    nats_dedupe_window: Duration,
     /// With TLS: require a client certificate signed by this CA (PEM) for writes.
     #[arg(
         long,
@@ -288,12 +312,33 @@ async fn run_server(serve: Serve) -> Result<(), String> {
         Backend::Sqlite(serve.db)
     };
     let metrics = Arc::new(Metrics::new(serve.metrics_max_senders));
+    if !serve.nats.is_empty() && serve.new_run.is_some() {
+        return Err(
+            "--new-run: with --nats, start runs with POST /api/runs (for every server)".into(),
+        );
+    }
     let store = Store::open(StoreConfig {
         backend,
         new_run: serve.new_run,
         observer: metrics.clone(),
     })
     .map_err(|error| error.to_string())?;
+    let cluster = if serve.nats.is_empty() {
+        store.claim(None).await.map_err(|error| error.to_string())?;
+        None
+    } else {
+        let mut config = ClusterConfig::new(serve.nats);
+        config.stream = serve.nats_stream;
+        config.dedupe_window = serve.nats_dedupe_window;
+        if let Some(replicas) = serve.nats_replicas {
+            config.replicas = replicas;
+        }
+        Some(
+            Cluster::start(config, store.clone())
+                .await
+                .map_err(|error| error.to_string())?,
+        )
+    };
     let tls = match (&serve.tls_cert, &serve.tls_key) {
         (Some(cert), Some(key)) => Some(ServerTls::from_files(
             cert,
@@ -327,6 +372,7 @@ async fn run_server(serve: Serve) -> Result<(), String> {
             max_stream_text: serve.max_stream_text,
             max_connections: serve.max_connections,
         },
+        cluster,
     };
     let server = perfstats::server::run(listener, store, options, async {
         let _ = stopped.await;
@@ -379,4 +425,27 @@ async fn send_report(report: Report) -> Result<(), String> {
         ack.seq, ack.run, ack.duplicate
     );
     Ok(())
+}
+
+/// A duration as `90s`, `30m`, `2h` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: give a unit: ms, s, m or h"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number then ms, s, m or h"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(number)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: too long"))
 }

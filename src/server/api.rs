@@ -76,7 +76,7 @@ pub async fn new_run(
             })?
             .name
     };
-    Ok(Json(state.store.new_run(name).await?))
+    Ok(Json(state.writes.new_run(name).await?))
 }
 
 /// The filters shared by `/api/reports`, `/api/export` and `/api/stream`.
@@ -483,6 +483,10 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
     let now = crate::metrics::Now {
         subscribers: state.store.subscribers(),
         stream_text_bytes: state.limits.stream_text_held(),
+        stream: match &state.writes {
+            crate::writes::Writes::Shared(cluster) => Some(cluster.status()),
+            crate::writes::Writes::Local(_) => None,
+        },
     };
     let text = read_analysis(&state, None, move |live| {
         let propagation: Vec<_> = [RoundKind::Problem, RoundKind::Block, RoundKind::Reveal]

@@ -7,7 +7,7 @@ use crate::pb::performance_stats_server::PerformanceStats;
 use crate::pb::{Ack, BatchAck, PerformanceData};
 use crate::report::{Report, now_unix_nano};
 use crate::server::limits::{Limits, Share};
-use crate::store::Store;
+use crate::writes::Writes;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,19 +19,19 @@ pub const MAX_STREAM_REPORTS: usize = 100_000;
 /// stream cannot hold unbounded memory while it is collected.
 pub const MAX_STREAM_BYTES: usize = 64 << 20;
 
-/// The ingest service over a [`Store`].
+/// The ingest service, writing to [`Writes`].
 pub struct Ingest {
-    store: Store,
+    writes: Writes,
     metrics: Arc<Metrics>,
     limits: Arc<Limits>,
 }
 
 impl Ingest {
-    /// The service storing into `store`, counting refusals and latencies in
+    /// The service writing to `writes`, counting refusals and latencies in
     /// `metrics`, holding open streams' text within `limits`.
-    pub fn new(store: Store, metrics: Arc<Metrics>, limits: Arc<Limits>) -> Self {
+    pub fn new(writes: Writes, metrics: Arc<Metrics>, limits: Arc<Limits>) -> Self {
         Ingest {
-            store,
+            writes,
             metrics,
             limits,
         }
@@ -75,7 +75,7 @@ impl Ingest {
     async fn store_one(&self, data: PerformanceData) -> Result<Ack, Error> {
         let report = Report::accept(data, now_unix_nano())?;
         let receipt = self
-            .store
+            .writes
             .append(vec![report])
             .await?
             .pop()
@@ -92,10 +92,10 @@ impl Ingest {
             return Ok(BatchAck {
                 accepted: 0,
                 duplicates: 0,
-                run: self.store.current_run().name.to_string(),
+                run: self.writes.current_run().name.to_string(),
             });
         }
-        let receipts = self.store.append(reports).await?;
+        let receipts = self.writes.append(reports).await?;
         let duplicates = receipts.iter().filter(|receipt| receipt.duplicate).count() as u64;
         Ok(BatchAck {
             accepted: receipts.len() as u64 - duplicates,

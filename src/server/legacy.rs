@@ -122,7 +122,7 @@ async fn store_form(state: &AppState, body: &[u8]) -> Result<&'static str, Error
         report_id: String::new(),
     };
     let report = Report::accept(data, now_unix_nano())?;
-    state.store.append(vec![report]).await?;
+    state.writes.append(vec![report]).await?;
     Ok("ACK")
 }
 

@@ -23,9 +23,11 @@ pub use limits::{
 pub use origin::AllowedHosts;
 pub use tls::ServerTls;
 
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::pb::{self, performance_stats_server::PerformanceStatsServer};
 use crate::store::Store;
+use crate::writes::Writes;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -38,8 +40,10 @@ pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024;
 /// What every HTTP handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
+    /// The store: what reads read.
     pub store: Store,
+    /// Where writes go: the store, or the stream shared with other servers.
+    pub writes: Writes,
     /// The metrics (the same the store's observer counts into).
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server shuts down, ending long-lived responses (SSE).
@@ -61,6 +65,9 @@ pub struct Options {
     pub tls: Option<ServerTls>,
     /// The sizes of the budgets for subscribers, exports and stream text.
     pub limits: LimitsConfig,
+    /// The stream shared with other servers (`--nats`): writes go there, and the
+    /// store is what this server applied of it.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Records an ingest answer's latency, and its reason if it was refused.
@@ -81,6 +88,25 @@ pub(crate) fn observe<T>(
 pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PerformanceStatsServer<Ingest>>().await;
+    if let Some(cluster) = &options.cluster {
+        // Writes are served while the stream can take them; reads always are.
+        let mut writable = cluster.writable();
+        tokio::spawn(async move {
+            loop {
+                let now = *writable.borrow_and_update();
+                if now {
+                    health.set_serving::<PerformanceStatsServer<Ingest>>().await;
+                } else {
+                    health
+                        .set_not_serving::<PerformanceStatsServer<Ingest>>()
+                        .await;
+                }
+                if writable.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -110,7 +136,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         metrics: state.metrics.clone(),
     });
     let ingest = PerformanceStatsServer::new(Ingest::new(
-        state.store.clone(),
+        state.writes.clone(),
         state.metrics.clone(),
         state.limits.clone(),
     ))
@@ -140,7 +166,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
+    let writes = match &options.cluster {
+        Some(cluster) => Writes::Shared(cluster.clone()),
+        None => Writes::Local(store.clone()),
+    };
     let state = AppState {
+        writes,
         store: store.clone(),
         metrics: options.metrics.clone(),
         shutdown: stopped.clone(),

@@ -46,7 +46,8 @@ impl ReportId {
     }
 }
 
-/// One kept report; its seq is implied by its position.
+/// One kept report; its seq is implied by its position. Run 0 (no run has that
+/// id) marks a hole: a seq of a stream's message that holds no report.
 struct Kept {
     run: u32,
     sender: u32,
@@ -72,7 +73,32 @@ struct Data {
     next_run: u64,
 }
 
+impl Kept {
+    fn hole() -> Kept {
+        Kept {
+            run: 0,
+            sender: 0,
+            event: Event::Unspecified,
+            time_unix_nano: 0,
+            received_unix_nano: 0,
+            message: Box::default(),
+            report_id: ReportId::Text(Box::default()),
+        }
+    }
+
+    fn is_hole(&self) -> bool {
+        self.run == 0
+    }
+}
+
 impl Data {
+    /// Marks every seq below `seq` not yet taken as a hole.
+    fn fill_to(&mut self, seq: u64) {
+        while self.next_seq() < seq {
+            self.reports.push_back(Kept::hole());
+        }
+    }
+
     fn get(&self, seq: u64) -> Option<&Kept> {
         let index = seq.checked_sub(self.first_seq)?;
         self.reports.get(usize::try_from(index).ok()?)
@@ -177,9 +203,10 @@ impl Writer for MemoryWriter {
         &mut self,
         _name: &str,
         _started_unix_nano: i64,
-        _first_seq: u64,
+        first_seq: u64,
     ) -> Result<u64, Error> {
         let mut data = self.data.write().expect("memory lock");
+        data.fill_to(first_seq);
         let id = data.next_run;
         data.next_run += 1;
         Ok(id)
@@ -193,8 +220,12 @@ impl Writer for MemoryWriter {
             if let Some(seq) = data.find(&report_id) {
                 let run = data.get(seq).map_or(report.run, |kept| u64::from(kept.run));
                 outcomes.push(Inserted::Duplicate { seq, run });
+                if report.seq != 0 {
+                    data.fill_to(report.seq + 1);
+                }
                 continue;
             }
+            data.fill_to(report.seq);
             report.seq = data.next_seq();
             data.remember(&report_id, report.seq);
             let sender = data.intern(&report.sender);
@@ -214,10 +245,22 @@ impl Writer for MemoryWriter {
             let seq = data.first_seq;
             let old = data.reports.pop_front().expect("more than max_reports");
             data.first_seq += 1;
-            data.forget(&old.report_id, seq);
-            evicted.push(u64::from(old.run));
+            if !old.is_hole() {
+                data.forget(&old.report_id, seq);
+                evicted.push(u64::from(old.run));
+            }
         }
         Ok((outcomes, evicted))
+    }
+
+    fn skip(&mut self, seq: u64) -> Result<(), Error> {
+        self.data.write().expect("memory lock").fill_to(seq + 1);
+        Ok(())
+    }
+
+    /// A memory store starts empty: it holds whatever it is given.
+    fn claim(&mut self, _source: Option<&str>) -> Result<(), Error> {
+        Ok(())
     }
 }
 
@@ -291,7 +334,10 @@ impl Reader for MemoryReader {
         let mut last = 0;
         for index in data.positions(seqs.start, seqs.end).take(limit) {
             let seq = data.first_seq + index as u64;
-            visit(data.report(seq, &data.reports[index]));
+            let kept = &data.reports[index];
+            if !kept.is_hole() {
+                visit(data.report(seq, kept));
+            }
             last = seq;
         }
         Ok(last)

@@ -15,6 +15,11 @@
 //! Every commit also updates the current run's [`LiveAnalysis`] and tells the
 //! [`CommitObserver`] (the metrics) what it stored, before any caller is answered:
 //! a client that reads after its ACK sees its report counted everywhere.
+//!
+//! Seqs are the store's own (1, 2, 3…) unless the caller gives them: a server
+//! sharing a stream (`crate::cluster`) applies the stream's messages at the
+//! stream's sequences, so seqs may have holes (run messages, duplicates beyond
+//! the stream's window). [`Store::applied`] is the highest seq taken, hole or not.
 
 mod analyses;
 mod memory;
@@ -31,7 +36,7 @@ use analyses::Analyses;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
 /// Reports the live feed buffers for a slow subscriber before it is skipped ahead.
 const FEED_CAPACITY: usize = 4096;
@@ -66,6 +71,17 @@ pub struct StoreConfig {
     pub observer: Arc<dyn CommitObserver>,
 }
 
+impl StoreConfig {
+    /// A store on `backend`, continuing its latest run, telling nobody what it commits.
+    pub fn new(backend: Backend) -> StoreConfig {
+        StoreConfig {
+            backend,
+            new_run: None,
+            observer: Arc::new(()),
+        }
+    }
+}
+
 /// Who hears what the store committed, before callers are answered. Called on the
 /// committing thread: keep it quick.
 pub trait CommitObserver: Send + Sync + std::fmt::Debug {
@@ -84,7 +100,7 @@ impl CommitObserver for () {
 trait Writer: Send {
     /// Every run, oldest first, with its report count.
     fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error>;
-    /// The highest seq stored so far (0 when empty).
+    /// The highest seq taken so far, by a report or a hole (0 when empty).
     fn last_seq(&mut self) -> Result<u64, Error>;
     /// Records a new run whose reports start at `first_seq` and returns its id.
     fn create_run(
@@ -93,10 +109,18 @@ trait Writer: Send {
         started_unix_nano: i64,
         first_seq: u64,
     ) -> Result<u64, Error>;
-    /// Stores `reports` (seq 0, run set) in one transaction, all or none: for each,
-    /// whether it was new or a duplicate. Also returns the run of every report the
-    /// backend evicted to stay within its bound (memory only).
+    /// Stores `reports` (run set; seq 0 for the next free one, or a given seq above
+    /// every seq taken) in one transaction, all or none: for each, whether it was
+    /// new or a duplicate. A duplicate at a given seq leaves that seq a hole. Also
+    /// returns the run of every report the backend evicted to stay within its
+    /// bound (memory only).
     fn insert(&mut self, reports: Vec<Report>) -> Result<(Vec<Inserted>, Vec<u64>), Error>;
+    /// Records that `seq` holds no report (a stream message that is not one).
+    fn skip(&mut self, seq: u64) -> Result<(), Error>;
+    /// Checks that this store holds what `source` describes (a stream and when it
+    /// was created; `None`: reports of this server's own), recording a source in a
+    /// store without reports; an error names both.
+    fn claim(&mut self, source: Option<&str>) -> Result<(), Error>;
 }
 
 /// What became of one report handed to [`Writer::insert`].
@@ -132,7 +156,13 @@ enum Pending {
     },
     NewRun {
         name: Option<String>,
+        /// For a run taken from a stream: its message's seq and start time.
+        at: Option<(u64, i64)>,
         reply: oneshot::Sender<Result<RunInfo, Error>>,
+    },
+    Skip {
+        seq: u64,
+        reply: oneshot::Sender<Result<(), Error>>,
     },
 }
 
@@ -166,6 +196,8 @@ struct Core {
     runs: RwLock<Runs>,
     feed: broadcast::Sender<Arc<Report>>,
     last_seq: AtomicU64,
+    /// The highest seq taken, by a report, a run message or a hole.
+    applied: watch::Sender<u64>,
     observer: Arc<dyn CommitObserver>,
     analyses: Analyses,
 }
@@ -191,7 +223,8 @@ impl Store {
         if config.new_run.is_some() || runs.all.is_empty() {
             start_run(writer.as_mut(), &mut runs, config.new_run)?;
         }
-        let last_seq = AtomicU64::new(writer.last_seq()?);
+        let taken = writer.last_seq()?;
+        let last_seq = AtomicU64::new(taken);
         let current = runs.current().clone();
         let analysis = build_analysis(&reader, seq_range(&runs.all, current.id))?;
         let core = Arc::new(Core {
@@ -202,6 +235,7 @@ impl Store {
             runs: RwLock::new(runs),
             feed: broadcast::channel(FEED_CAPACITY).0,
             last_seq,
+            applied: watch::channel(taken).0,
             observer: config.observer,
             analyses: Analyses::new(current.id, analysis),
         });
@@ -218,8 +252,10 @@ impl Store {
         Ok(Store { core })
     }
 
-    /// Stores `reports` (their `seq` and `run` are assigned here) in one transaction,
-    /// all or none, and answers once they are durable: one receipt each, in order.
+    /// Stores `reports` in one transaction, all or none, and answers once they are
+    /// durable: one receipt each, in order. Their `run` is the current run's; a
+    /// `seq` of 0 is assigned here, any other is kept (it must be above
+    /// [`Store::applied`]: a stream's sequence).
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
         let (reply, receipts) = oneshot::channel();
         self.enqueue(Pending::Append { reports, reply })?;
@@ -229,8 +265,102 @@ impl Store {
     /// Starts a new run (named `run-<id>` when no name is given) that becomes current.
     pub async fn new_run(&self, name: Option<String>) -> Result<RunInfo, Error> {
         let (reply, run) = oneshot::channel();
-        self.enqueue(Pending::NewRun { name, reply })?;
+        self.enqueue(Pending::NewRun {
+            name,
+            at: None,
+            reply,
+        })?;
         run.await.map_err(|_| closed())?
+    }
+
+    /// Starts the run a stream's message at `seq` began at `started_unix_nano`: its
+    /// reports are the seqs after `seq`. A name that is taken or breaks the rules
+    /// becomes the default name, so every server applying the stream agrees.
+    pub async fn new_run_at(
+        &self,
+        seq: u64,
+        name: Option<String>,
+        started_unix_nano: i64,
+    ) -> Result<RunInfo, Error> {
+        let (reply, run) = oneshot::channel();
+        self.enqueue(Pending::NewRun {
+            name,
+            at: Some((seq, started_unix_nano)),
+            reply,
+        })?;
+        run.await.map_err(|_| closed())?
+    }
+
+    /// Records that the stream's message at `seq` is no report and no run.
+    pub async fn skip(&self, seq: u64) -> Result<(), Error> {
+        let (reply, done) = oneshot::channel();
+        self.enqueue(Pending::Skip { seq, reply })?;
+        done.await.map_err(|_| closed())?
+    }
+
+    /// Checks that this store holds reports of `source` (a stream, see
+    /// [`crate::cluster`]; `None`: this server's own), recording a stream in a store
+    /// without reports; refuses a store filled from anything else, whose seqs
+    /// would clash.
+    pub async fn claim(&self, source: Option<String>) -> Result<(), Error> {
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || {
+            core.writer
+                .lock()
+                .expect("writer lock")
+                .claim(source.as_deref())
+        })
+        .await
+        .map_err(|error| Error::Unavailable(format!("store: claim failed: {error}")))?
+    }
+
+    /// The highest seq taken so far, by a report, a run's start or a hole.
+    pub fn applied(&self) -> u64 {
+        *self.core.applied.borrow()
+    }
+
+    /// Waits until [`Store::applied`] reaches `seq`.
+    pub async fn applied_through(&self, seq: u64) -> Result<(), Error> {
+        let mut applied = self.core.applied.subscribe();
+        applied
+            .wait_for(|applied| *applied >= seq)
+            .await
+            .map(drop)
+            .map_err(|_| closed())
+    }
+
+    /// Whether [`Store::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.core.queue.lock().expect("queue lock").is_none()
+    }
+
+    /// Checks that `name` may name a new run: the rules, and not taken.
+    pub fn check_new_run_name(&self, name: &str) -> Result<(), Error> {
+        check_run_name(name)?;
+        if self
+            .core
+            .runs
+            .read()
+            .expect("runs lock")
+            .all
+            .iter()
+            .any(|run| &*run.name == name)
+        {
+            return Err(Error::Conflict(format!(
+                "name: a run named {name:?} exists already"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The run whose seqs hold `seq`.
+    pub fn run_of(&self, seq: u64) -> Option<RunInfo> {
+        let runs = self.core.runs.read().expect("runs lock");
+        runs.all
+            .iter()
+            .rev()
+            .find(|run| run.first_seq <= seq)
+            .cloned()
     }
 
     /// Every run, oldest first.
@@ -412,6 +542,31 @@ fn start_run(
     runs: &mut Runs,
     name: Option<String>,
 ) -> Result<RunInfo, Error> {
+    let first_seq = writer.last_seq()? + 1;
+    start_run_at(writer, runs, name, now_unix_nano(), first_seq)
+}
+
+/// Starts the run of a stream's message at `seq`; see [`Store::new_run_at`].
+fn start_stream_run(
+    writer: &mut dyn Writer,
+    runs: &mut Runs,
+    name: Option<String>,
+    (seq, started_unix_nano): (u64, i64),
+) -> Result<RunInfo, Error> {
+    let usable = name.filter(|name| {
+        let name = name.trim();
+        check_run_name(name).is_ok() && !runs.all.iter().any(|run| &*run.name == name)
+    });
+    start_run_at(writer, runs, usable, started_unix_nano, seq + 1)
+}
+
+fn start_run_at(
+    writer: &mut dyn Writer,
+    runs: &mut Runs,
+    name: Option<String>,
+    started_unix_nano: i64,
+    first_seq: u64,
+) -> Result<RunInfo, Error> {
     let taken = |name: &str| runs.all.iter().any(|run| &*run.name == name);
     let next_id = runs.all.last().map_or(1, |run| run.id + 1);
     let name = match name.map(|name| name.trim().to_string()) {
@@ -432,8 +587,6 @@ fn start_run(
             .find(|name| !taken(name))
             .expect("some suffix is free"),
     };
-    let started_unix_nano = now_unix_nano();
-    let first_seq = writer.last_seq()? + 1;
     let id = writer.create_run(&name, started_unix_nano, first_seq)?;
     for run in &mut runs.all {
         run.current = false;
@@ -471,6 +624,15 @@ fn check_run_name(name: &str) -> Result<(), Error> {
 }
 
 impl Core {
+    /// Notes that seqs up to `seq` are taken.
+    fn taken(&self, seq: u64) {
+        self.applied.send_if_modified(|applied| {
+            let advanced = seq > *applied;
+            *applied = (*applied).max(seq);
+            advanced
+        });
+    }
+
     /// Commits what is queued unless someone else holds the writer; true when more
     /// was queued meanwhile (the caller should call again). Whoever holds the
     /// writer checks the queue again after letting go, so nothing is left behind.
@@ -511,18 +673,35 @@ impl Core {
                     waiting.push((reply, more.len()));
                     reports.extend(more);
                 }
-                Pending::NewRun { name, reply } => {
+                Pending::NewRun { name, at, reply } => {
                     self.append(
                         writer,
                         std::mem::take(&mut reports),
                         std::mem::take(&mut waiting),
                     );
                     let mut runs = self.runs.write().expect("runs lock");
-                    let started = start_run(writer, &mut runs, name);
+                    let started = match at {
+                        None => start_run(writer, &mut runs, name),
+                        Some(at) => start_stream_run(writer, &mut runs, name, at),
+                    };
+                    drop(runs);
                     if let Ok(run) = &started {
                         self.analyses.start(run.id);
+                        self.taken(run.first_seq - 1);
                     }
                     let _ = reply.send(started);
+                }
+                Pending::Skip { seq, reply } => {
+                    self.append(
+                        writer,
+                        std::mem::take(&mut reports),
+                        std::mem::take(&mut waiting),
+                    );
+                    let skipped = writer.skip(seq);
+                    if skipped.is_ok() {
+                        self.taken(seq);
+                    }
+                    let _ = reply.send(skipped);
                 }
             }
         }
@@ -541,6 +720,7 @@ impl Core {
             return;
         }
         let current = self.runs.read().expect("runs lock").current().clone();
+        let given = reports.iter().map(|report| report.seq).max().unwrap_or(0);
         for report in &mut reports {
             report.run = current.id;
         }
@@ -588,6 +768,8 @@ impl Core {
         }
         self.observer
             .committed(&stored, (inserted.len() - stored.len()) as u64, elapsed);
+        let newest = stored.iter().map(|report| report.seq).max().unwrap_or(0);
+        self.taken(newest.max(given));
         drop(stored);
         let mut outcomes = inserted.into_iter();
         {

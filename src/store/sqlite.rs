@@ -9,7 +9,7 @@ use super::{Inserted, Query, Reader, RunInfo, Writer};
 use crate::error::Error;
 use crate::pb::Event;
 use crate::report::Report;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS reports (
     message TEXT NOT NULL,
     report_id TEXT NOT NULL UNIQUE
 );
+-- Seqs of a stream's messages that hold no report (a duplicate beyond the
+-- stream's window, a message that is not a report): only when materialising.
+CREATE TABLE IF NOT EXISTS skipped (seq INTEGER PRIMARY KEY);
+-- What the reports came from: absent for a server of its own, else the stream.
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
 /// The writer connection.
@@ -90,12 +95,17 @@ impl Writer for SqliteWriter {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         // A run's reports are the seqs from its first_seq to the next run's, and
-        // seqs have no gaps (rowids are max + 1; nothing is ever deleted; a failed
-        // commit inserts nothing): its count is its largest seq - first_seq + 1, one
-        // index lookup per run, so loading is O(runs · log n), not O(runs²).
+        // seqs have no gaps but the skipped ones (rowids are max + 1; nothing is
+        // ever deleted; a failed commit inserts nothing; a stream's run message
+        // sits just before its run's first_seq): its count is its largest seq -
+        // first_seq + 1 - the skipped seqs below that, one index lookup each per
+        // run, so loading is O(runs · log n), not O(runs²).
         let mut largest = self
             .connection
             .prepare("SELECT max(seq) FROM reports WHERE seq < ?1")?;
+        let mut skipped = self
+            .connection
+            .prepare("SELECT count(*) FROM skipped WHERE seq >= ?1 AND seq <= ?2")?;
         let ends: Vec<u64> = runs
             .iter()
             .skip(1)
@@ -105,11 +115,17 @@ impl Writer for SqliteWriter {
         for (run, end) in runs.iter_mut().zip(ends) {
             let last: Option<u64> =
                 largest.query_row([end.min(i64::MAX as u64) as i64], |row| row.get(0))?;
-            run.reports = last
-                .filter(|last| *last >= run.first_seq)
-                .map_or(0, |last| last - run.first_seq + 1);
+            run.reports = match last.filter(|last| *last >= run.first_seq) {
+                Some(last) => {
+                    let holes: u64 = skipped
+                        .query_row([sql_seq(run.first_seq), sql_seq(last)], |row| row.get(0))?;
+                    last - run.first_seq + 1 - holes
+                }
+                None => 0,
+            };
         }
         drop(largest);
+        drop(skipped);
         if let Some(last) = runs.last_mut() {
             last.current = true;
         }
@@ -117,11 +133,51 @@ impl Writer for SqliteWriter {
     }
 
     fn last_seq(&mut self) -> Result<u64, Error> {
-        Ok(self
-            .connection
-            .query_row("SELECT coalesce(max(seq), 0) FROM reports", [], |row| {
+        Ok(self.connection.query_row(
+            "SELECT max((SELECT coalesce(max(seq), 0) FROM reports),
+                        (SELECT coalesce(max(seq), 0) FROM skipped),
+                        (SELECT coalesce(max(first_seq) - 1, 0) FROM runs))",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    fn skip(&mut self, seq: u64) -> Result<(), Error> {
+        self.connection.execute(
+            "INSERT OR IGNORE INTO skipped (seq) VALUES (?1)",
+            [sql_seq(seq)],
+        )?;
+        Ok(())
+    }
+
+    fn claim(&mut self, source: Option<&str>) -> Result<(), Error> {
+        let transaction = self.connection.transaction()?;
+        let recorded: Option<String> = transaction
+            .query_row("SELECT value FROM meta WHERE key = 'source'", [], |row| {
                 row.get(0)
-            })?)
+            })
+            .optional()?;
+        let has_reports = transaction
+            .query_row("SELECT 1 FROM reports LIMIT 1", [], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let own = "reports of a server of its own (no --nats)";
+        match (recorded.as_deref(), source) {
+            (recorded, source) if recorded == source => Ok(()),
+            (None, Some(source)) if !has_reports => {
+                transaction.execute(
+                    "INSERT INTO meta (key, value) VALUES ('source', ?1)",
+                    [source],
+                )?;
+                transaction.commit()?;
+                Ok(())
+            }
+            (recorded, source) => Err(Error::Unavailable(format!(
+                "--db: this database holds {}, not {}: use another database file",
+                recorded.unwrap_or(own),
+                source.unwrap_or(own),
+            ))),
+        }
     }
 
     fn create_run(
@@ -143,10 +199,12 @@ impl Writer for SqliteWriter {
         {
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO reports
-                   (run, time_unix_nano, received_unix_nano, sender, event, message, report_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                   (seq, run, time_unix_nano, received_unix_nano, sender, event, message, report_id)
+                 VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (report_id) DO NOTHING",
             )?;
+            let mut skip =
+                transaction.prepare_cached("INSERT OR IGNORE INTO skipped (seq) VALUES (?1)")?;
             let mut existing =
                 transaction.prepare_cached("SELECT seq, run FROM reports WHERE report_id = ?1")?;
             for mut report in reports {
@@ -158,11 +216,15 @@ impl Writer for SqliteWriter {
                     report.event as i32,
                     report.message,
                     report.report_id,
+                    (report.seq != 0).then(|| sql_seq(report.seq)),
                 ])?;
                 if inserted == 1 {
                     report.seq = transaction.last_insert_rowid() as u64;
                     outcomes.push(Inserted::New(Arc::new(report)));
                 } else {
+                    if report.seq != 0 {
+                        skip.execute([sql_seq(report.seq)])?;
+                    }
                     let (seq, run) = existing
                         .query_row([&report.report_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
                     outcomes.push(Inserted::Duplicate { seq, run });
