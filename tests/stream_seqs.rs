@@ -1,0 +1,148 @@
+//! The store applying a shared stream's messages at the stream's sequences (what
+//! `serve --nats` does on every server), on both backends: reports keep their
+//! seqs, runs start after their message, holes are accounted for, counts and the
+//! resume point survive a restart, and a database refuses another history.
+
+use perfstats::pb::Event;
+use perfstats::report::Report;
+use perfstats::store::{Backend, Query, Store, StoreConfig};
+
+fn report(seq: u64, id: &str) -> Report {
+    Report {
+        seq,
+        run: 0,
+        time_unix_nano: seq as i64 * 1_000_000,
+        received_unix_nano: seq as i64 * 1_000_000,
+        sender: format!("n{seq}"),
+        event: Event::NewBlockReceived,
+        message: format!("block {seq}"),
+        report_id: id.into(),
+    }
+}
+
+async fn seqs_of(store: &Store, run: u64) -> Vec<u64> {
+    store
+        .query(Query {
+            run,
+            limit: 1000,
+            ..Query::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|report| report.seq)
+        .collect()
+}
+
+/// Seq 1–2 reports; 3 a run; 4 a report; 5 a duplicate id (a hole); 6 not a
+/// report (a hole); 7 a report. Returns the second run's id.
+async fn apply_a_stream(store: &Store) -> u64 {
+    store
+        .append(vec![report(1, "a"), report(2, "b")])
+        .await
+        .unwrap();
+    let run = store
+        .new_run_at(3, Some("second".into()), 77)
+        .await
+        .unwrap();
+    assert_eq!(run.started_unix_nano, 77);
+    let receipts = store
+        .append(vec![report(4, "c"), report(5, "a")])
+        .await
+        .unwrap();
+    assert!(!receipts[0].duplicate);
+    assert!(receipts[1].duplicate, "the store refuses a second copy of an id");
+    assert_eq!(receipts[1].seq, 1, "a duplicate names the original");
+    store.skip(6).await.unwrap();
+    store.append(vec![report(7, "d")]).await.unwrap();
+    assert_eq!(store.applied(), 7);
+    run.id
+}
+
+#[tokio::test]
+async fn memory_keeps_stream_seqs_with_holes() {
+    let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 100 })).unwrap();
+    let second = apply_a_stream(&store).await;
+    assert_eq!(seqs_of(&store, 1).await, [1, 2]);
+    assert_eq!(seqs_of(&store, second).await, [4, 7]);
+    let runs = store.runs();
+    assert_eq!((runs[0].reports, runs[1].reports), (2, 2));
+    assert_eq!(store.run_of(4).unwrap().name.as_ref(), "second");
+    let analysis = store.analysis(second).await.unwrap();
+    let nodes = analysis.read().unwrap().nodes().len();
+    assert_eq!(nodes, 2, "the analysis saw the run's two reports' senders");
+}
+
+#[tokio::test]
+async fn sqlite_keeps_stream_seqs_counts_and_resume_point_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stream.db");
+    let source = "NATS stream S created at 1 ns".to_string();
+    let second = {
+        let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
+        store.claim(Some(source.clone())).await.unwrap();
+        let second = apply_a_stream(&store).await;
+        store.close().await;
+        second
+    };
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
+    assert_eq!(store.applied(), 7, "resumes after the last message applied");
+    let runs = store.runs();
+    assert_eq!(
+        (runs[0].reports, runs[1].reports),
+        (2, 2),
+        "holes (the run message, the duplicate, the stranger) are not counted"
+    );
+    assert_eq!(seqs_of(&store, second).await, [4, 7]);
+    store.claim(Some(source.clone())).await.unwrap();
+    // A trailing hole is remembered too.
+    store.skip(8).await.unwrap();
+    store.close().await;
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
+    assert_eq!(store.applied(), 8);
+
+    let other = store
+        .claim(Some("NATS stream S created at 2 ns".into()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        other.contains("created at 1 ns") && other.contains("created at 2 ns"),
+        "{other}"
+    );
+    let own = store.claim(None).await.unwrap_err().to_string();
+    assert!(own.contains("of its own"), "{own}");
+}
+
+#[tokio::test]
+async fn a_database_of_its_own_refuses_a_stream_but_an_empty_one_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("own.db");
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
+    store.claim(None).await.unwrap();
+    store.append(vec![report(0, "x")]).await.unwrap();
+    let refused = store
+        .claim(Some("NATS stream S created at 1 ns".into()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("of its own"), "{refused}");
+
+    let empty = Store::open(StoreConfig::new(Backend::Sqlite(dir.path().join("new.db")))).unwrap();
+    empty
+        .claim(Some("NATS stream S created at 1 ns".into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_run_with_a_taken_or_bad_name_gets_the_default_everywhere() {
+    let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 10 })).unwrap();
+    let taken = store.new_run_at(1, Some("run-1".into()), 5).await.unwrap();
+    assert_eq!(taken.name.as_ref(), "run-2");
+    let digits = store.new_run_at(2, Some("123".into()), 6).await.unwrap();
+    assert_eq!(digits.name.as_ref(), "run-3");
+    assert_eq!(store.applied(), 2);
+    assert!(store.check_new_run_name("run-3").is_err());
+    assert!(store.check_new_run_name("fresh").is_ok());
+}
