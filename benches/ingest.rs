@@ -1,7 +1,11 @@
 //! Ingest benchmark: the same tonic load generator against (a) a no-op
-//! `PerformanceStats` server (the protocol's ceiling), (b) `perfstats serve --memory`
-//! and (c) `perfstats serve` with SQLite, each a separate process on 127.0.0.1:0,
-//! interleaved a, b, c, a, b, c… so every ratio compares figures of the same round.
+//! `PerformanceStats` server (the protocol's ceiling), (b) `perfstats serve --memory`,
+//! (c) `perfstats serve` with SQLite and (d) `perfstats serve --nats` with SQLite,
+//! publishing to a 3-replica JetStream stream of a 3-node NATS cluster on loopback
+//! while a second `--nats` server applies the same stream; each a separate process
+//! on 127.0.0.1:0, interleaved a, b, c, d, a, b, c, d… so every ratio compares
+//! figures of the same round. Then the time from a `--nats` ACK to the report
+//! showing in the live stream of the other server (and of the same one).
 //!
 //! `cargo bench --bench ingest` (full: 3 rounds of 4 s per mode, RSS after 1,000,000
 //! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI). It prints
@@ -15,6 +19,7 @@ use perfstats::pb::performance_stats_server::{PerformanceStats, PerformanceStats
 use perfstats::pb::{Ack, BatchAck, PerformanceData};
 use perfstats::{Event, server};
 use std::process::{Child, Command, Stdio};
+use support::nats::NatsCluster;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -97,6 +102,25 @@ struct Target {
 }
 
 impl Target {
+    /// `perfstats serve --db TMP --nats URLS`.
+    fn replicated(name: &'static str, urls: &str) -> Target {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_perfstats"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--nats", urls, "--db"])
+            .arg(tmp.path().join("bench.db"))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = support::announced_url(&mut child);
+        Target {
+            name,
+            child,
+            url,
+            _dir: Some(tmp),
+        }
+    }
+
     fn start(name: &'static str) -> Target {
         let mut dir = None;
         let mut command = match name {
@@ -289,11 +313,18 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 async fn bench(settings: Settings) {
+    let nats = NatsCluster::start(3).await;
     let targets = [
         Target::start("noop"),
         Target::start("memory"),
         Target::start("sqlite"),
+        Target::replicated("nats", &nats.urls()),
     ];
+    // The other server of the shared stream: it applies everything "nats" takes.
+    let other = Target::replicated("nats-b", &nats.urls());
+    for target in [&targets[3], &other] {
+        wait_writable(&target.url).await;
+    }
     println!(
         "ingest benchmark: {} round(s) of {:?} per mode; unary {UNARY_IN_FLIGHT} in flight over \
          {CONNECTIONS} connections; streams of {STREAM_LEN} reports, {STREAMS_IN_FLIGHT} in flight; \
@@ -315,7 +346,7 @@ async fn bench(settings: Settings) {
         "×noop cpu"
     );
     // results[mode][target] = per-round figures and ratios
-    let mut results = vec![vec![Vec::<(Figures, f64, f64)>::new(); 3]; 2];
+    let mut results = vec![vec![Vec::<(Figures, f64, f64)>::new(); targets.len()]; 2];
     for round in 1..=settings.rounds {
         for (mode_index, streaming) in [false, true].into_iter().enumerate() {
             let mode = if streaming { "stream" } else { "unary" };
@@ -364,6 +395,37 @@ async fn bench(settings: Settings) {
             );
         }
     }
+    println!("\n--nats against single-node SQLite (medians of same-round ratios):");
+    for (mode_index, mode) in ["unary", "stream"].iter().enumerate() {
+        let (sqlite, nats) = (&results[mode_index][2], &results[mode_index][3]);
+        let ratio = |get: fn(&Figures) -> f64| {
+            median(
+                &mut sqlite
+                    .iter()
+                    .zip(nats)
+                    .map(|(sqlite, nats)| get(&nats.0) / get(&sqlite.0))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        println!(
+            "{mode:>6}: ×{:.2} reports/s, ×{:.2} p99, ×{:.2} server CPU per report (the 3 NATS \
+             servers' and the other perfstats' CPU not counted)",
+            ratio(|figures| figures.per_second),
+            ratio(|figures| figures.p99_ms),
+            ratio(|figures| figures.cpu_us_per_report),
+        );
+    }
+    let samples = if settings.rounds == 1 { 200 } else { 2_000 };
+    let (same, elsewhere) = ack_to_visible(&targets[3].url, &other.url, samples).await;
+    println!(
+        "\nACK to visible, {samples} reports one at a time to \"nats\": in the other \
+         server's live stream p50 {:.2} ms, p99 {:.2} ms; in its own p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&elsewhere, 0.50),
+        percentile(&elsewhere, 0.99),
+        percentile(&same, 0.50),
+        percentile(&same, 0.99),
+    );
+    drop(nats);
     println!(
         "\nRSS after {} reports (fresh servers):",
         settings.rss_reports
@@ -373,6 +435,95 @@ async fn bench(settings: Settings) {
         let (rss, peak) = fill(&target, settings.rss_reports).await;
         println!("{name:>7}: RSS {rss:.1} MiB, peak {peak:.1} MiB");
     }
+}
+
+/// Waits until the `--nats` server at `url` can write to the stream.
+async fn wait_writable(url: &str) {
+    support::within(
+        Duration::from_secs(60),
+        "the --nats server to reach the stream",
+        async {
+            while support::metric(url, None, "perfstats_stream_writable").await != Some(1.0) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await
+}
+
+/// The seqs of the live stream (SSE) of the server at `url`, each with when it was
+/// read, sent on `seen` from the moment `ready` fires.
+async fn watch_stream(
+    url: String,
+    ready: tokio::sync::oneshot::Sender<()>,
+    seen: tokio::sync::mpsc::UnboundedSender<(u64, Instant)>,
+) {
+    use futures_util::StreamExt;
+    let response = support::http()
+        .get(format!("{url}/api/stream"))
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _ = ready.send(());
+    let mut body = response.bytes_stream();
+    let mut pending = String::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        let at = Instant::now();
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            if let Some(seq) = line.trim().strip_prefix("id: ").and_then(|id| id.parse().ok())
+                && seen.send((seq, at)).is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Sends `samples` reports one at a time to `url` (a `--nats` server) and times
+/// each from its ACK to its seq showing in the live stream of `url` itself and of
+/// `other`; returns (same server, other server), sorted.
+async fn ack_to_visible(url: &str, other: &str, samples: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let mut watchers = Vec::new();
+    for server in [url, other] {
+        let (ready, started) = tokio::sync::oneshot::channel();
+        let (seen, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(watch_stream(server.to_string(), ready, seen));
+        started.await.unwrap();
+        watchers.push((receiver, task));
+    }
+    let mut stub = PerformanceStatsClient::connect(url.to_string()).await.unwrap();
+    let mut acked = std::collections::HashMap::new();
+    for _ in 0..samples {
+        let ack = stub.report_stat(report("visible")).await.unwrap().into_inner();
+        acked.insert(ack.seq, Instant::now());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut results = Vec::new();
+    for (mut receiver, task) in watchers {
+        let mut latencies = Vec::new();
+        support::within(
+            Duration::from_secs(60),
+            "every ACKed report to show in the live streams",
+            async {
+                while latencies.len() < samples {
+                    let (seq, at) = receiver.recv().await.expect("the live stream ended");
+                    if let Some(acked_at) = acked.get(&seq) {
+                        latencies.push(at.saturating_duration_since(*acked_at));
+                    }
+                }
+            },
+        )
+        .await;
+        task.abort();
+        latencies.sort();
+        results.push(latencies);
+    }
+    let elsewhere = results.pop().unwrap();
+    (results.pop().unwrap(), elsewhere)
 }
 
 /// `--drive URL MODE SECONDS`: only drive an already running server (for profiling

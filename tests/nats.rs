@@ -1,0 +1,311 @@
+//! Past one machine, with real processes on loopback: perfstats servers sharing a
+//! replicated JetStream stream of a real NATS cluster (`tests/support/nats.rs`).
+//! Killing the stream's leader and a perfstats server mid-load loses nothing
+//! ACKed and stores nothing twice; a restarted server catches up; every server
+//! answers the same; runs are shared; with NATS down writes are refused
+//! retryably, reads go on, and ingest resumes by itself.
+
+mod support;
+
+use perfstats::client::{Client, RetryPolicy};
+use perfstats::{Event, PerformanceData};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::nats::NatsCluster;
+use support::{BinaryServer, http, metric, within};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// How long a server may take to reach the stream, or to apply all of it: a
+/// second or two here; 60 s only trips on a real hang.
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
+/// How long the load may take in all, failovers included (about 15 s here).
+const LOAD_DEADLINE: Duration = Duration::from_secs(240);
+/// The gRPC service whose health says whether writes are served.
+const INGEST_SERVICE: &str = "perfstats.v1.PerformanceStats";
+
+/// Polls `check` every 50 ms until it is true; panics after `limit` saying `what`.
+async fn wait_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    within(limit, what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// `perfstats serve STORE… --nats URLS` on 127.0.0.1:0.
+fn serve(cluster: &NatsCluster, store: &[&str]) -> BinaryServer {
+    let urls = cluster.urls();
+    let mut args = store.to_vec();
+    args.extend(["--nats", urls.as_str()]);
+    BinaryServer::start(&args)
+}
+
+async fn stream_metric(url: &str, name: &str) -> Option<f64> {
+    metric(url, None, name).await
+}
+
+async fn writable(url: &str) -> bool {
+    stream_metric(url, "perfstats_stream_writable").await == Some(1.0)
+}
+
+async fn get_text(url: &str) -> String {
+    let response = http().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.text().await.unwrap()
+}
+
+async fn health(url: &str) -> ServingStatus {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: INGEST_SERVICE.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(answer.status).unwrap()
+}
+
+/// The stream sequence applied and the lag of the server at `url`.
+async fn progress(url: &str) -> (u64, u64) {
+    let applied = stream_metric(url, "perfstats_stream_applied_seq")
+        .await
+        .unwrap_or(0.0) as u64;
+    let lag = stream_metric(url, "perfstats_stream_lag")
+        .await
+        .unwrap_or(f64::MAX) as u64;
+    (applied, lag)
+}
+
+/// A policy patient enough to ride out a leader election and a dead server.
+fn patient() -> RetryPolicy {
+    RetryPolicy {
+        attempt_timeout: Some(Duration::from_secs(5)),
+        ..RetryPolicy::exponential(200, Duration::from_millis(20), Duration::from_millis(500))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
+    const CLIENTS: usize = 8;
+    const PER_CLIENT: usize = 2_000;
+    let mut cluster = NatsCluster::start(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_a = dir.path().join("a.db");
+    let db_a = db_a.to_str().unwrap().to_string();
+    let a = serve(&cluster, &["--db", &db_a]);
+    let b = serve(&cluster, &["--memory"]);
+    for url in [&a.url, &b.url] {
+        wait_until(CATCH_UP_DEADLINE, "each server to reach the stream", async || {
+            writable(url).await
+        })
+        .await;
+    }
+
+    // Half the clients prefer A, half B; each fails over to the other.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for node in 0..CLIENTS {
+        let addrs = if node % 2 == 0 {
+            format!("{},{}", a.url, b.url)
+        } else {
+            format!("{},{}", b.url, a.url)
+        };
+        let client = Client::connect_lazy(&addrs).unwrap().with_policy(patient());
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = HashMap::new();
+            for i in 0..PER_CLIENT {
+                let report = PerformanceData::new(
+                    0,
+                    format!("{node}f"),
+                    Event::TransactionReceived,
+                    format!("tx {i}"),
+                );
+                let id = report.report_id.clone();
+                let ack = client
+                    .send_performance_stat_with_retries(report)
+                    .await
+                    .unwrap_or_else(|status| panic!("client {node} report {i}: {status}"));
+                mine.insert(id, ack.seq);
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            mine
+        }));
+    }
+
+    // A third of the way in: SIGKILL the stream's leader and server A.
+    wait_until(LOAD_DEADLINE, "a third of the reports to be ACKed", async || {
+        acked.load(Ordering::Relaxed) >= CLIENTS * PER_CLIENT / 3
+    })
+    .await;
+    let leader = cluster.stream_leader("PERFSTATS").await;
+    cluster.kill(leader);
+    a.kill9();
+    let killed_at = acked.load(Ordering::Relaxed);
+
+    let mut acks: HashMap<String, u64> = HashMap::new();
+    for task in tasks {
+        let mine = within(LOAD_DEADLINE, "the clients to finish", task)
+            .await
+            .unwrap();
+        acks.extend(mine);
+    }
+    assert_eq!(acks.len(), CLIENTS * PER_CLIENT, "every report was ACKed");
+    println!(
+        "killed NATS node {} (the stream leader) and server A after {killed_at} ACKs",
+        cluster.name(leader)
+    );
+
+    // Server A again, on the same database: it catches up from where it stopped.
+    let a = serve(&cluster, &["--db", &db_a]);
+    let total = (CLIENTS * PER_CLIENT) as u64;
+    for url in [&a.url, &b.url] {
+        wait_until(
+            CATCH_UP_DEADLINE,
+            "both servers to apply every report (lag 0, all stored)",
+            async || {
+                let runs: serde_json::Value =
+                    serde_json::from_str(&get_text(&format!("{url}/api/runs")).await).unwrap();
+                let stored: u64 = runs
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|run| run["reports"].as_u64().unwrap())
+                    .sum();
+                progress(url).await.1 == 0 && stored >= total
+            },
+        )
+        .await;
+    }
+    assert_eq!(
+        progress(&a.url).await.0,
+        progress(&b.url).await.0,
+        "both applied the stream to the same sequence"
+    );
+
+    // Every ACKed report is on the surviving server once, at the seq its ACK gave.
+    let export_b = get_text(&format!("{}/api/export?format=ndjson", b.url)).await;
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for line in export_b.lines() {
+        let report: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = report["report_id"].as_str().unwrap().to_string();
+        let seq = report["seq"].as_u64().unwrap();
+        assert!(seen.insert(id.clone(), seq).is_none(), "{id} stored twice");
+    }
+    assert_eq!(seen.len(), acks.len(), "nothing stored that was not ACKed");
+    for (id, seq) in &acks {
+        assert_eq!(seen.get(id), Some(seq), "report {id} at the seq its ACK gave");
+    }
+
+    // Both servers answer the same.
+    let export_a = get_text(&format!("{}/api/export?format=ndjson", a.url)).await;
+    assert!(export_a == export_b, "the two servers' exports differ");
+    let analysis_a = get_text(&format!("{}/api/analysis", a.url)).await;
+    let analysis_b = get_text(&format!("{}/api/analysis", b.url)).await;
+    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert_eq!(parse(&analysis_a), parse(&analysis_b), "analyses differ");
+    a.terminate();
+    b.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
+    let mut cluster = NatsCluster::start(1).await;
+    let a = serve(&cluster, &["--memory"]);
+    let b = serve(&cluster, &["--memory"]);
+    for url in [&a.url, &b.url] {
+        wait_until(CATCH_UP_DEADLINE, "each server to reach the stream", async || {
+            writable(url).await
+        })
+        .await;
+        assert_eq!(health(url).await, ServingStatus::Serving);
+    }
+
+    // A run started on B is A's current run too, and A's reports land in it.
+    let started: serde_json::Value = http()
+        .post(format!("{}/api/runs", b.url))
+        .json(&serde_json::json!({"name": "shared-run"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(started["name"], "shared-run");
+    wait_until(CATCH_UP_DEADLINE, "A to see B's run as current", async || {
+        let runs: serde_json::Value =
+            serde_json::from_str(&get_text(&format!("{}/api/runs", a.url)).await).unwrap();
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .any(|run| run["name"] == "shared-run" && run["current"] == true)
+    })
+    .await;
+    let to_a = Client::connect_lazy(&a.url).unwrap().with_policy(RetryPolicy::never());
+    let ack = to_a
+        .send_performance_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "b1"))
+        .await
+        .unwrap();
+    assert_eq!(ack.run, "shared-run");
+    let reports_b = format!("{}/api/reports?run=shared-run", b.url);
+    wait_until(CATCH_UP_DEADLINE, "B to show A's report in the run", async || {
+        get_text(&reports_b).await.contains("\"b1\"")
+    })
+    .await;
+
+    // NATS down: writes UNAVAILABLE (retryable), health NOT_SERVING, reads served.
+    cluster.kill_all();
+    wait_until(CATCH_UP_DEADLINE, "A to notice NATS is gone", async || {
+        !writable(&a.url).await
+    })
+    .await;
+    let refused = to_a
+        .send_performance_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "b2"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(perfstats::client::is_retryable(&refused));
+    wait_until(CATCH_UP_DEADLINE, "A's health to say NOT_SERVING", async || {
+        health(&a.url).await == ServingStatus::NotServing
+    })
+    .await;
+    let read = get_text(&format!("{}/api/reports?run=shared-run", a.url)).await;
+    assert!(read.contains("\"b1\"") && !read.contains("\"b2\""), "{read}");
+
+    // NATS back: ingest resumes by itself, and B sees the new report.
+    cluster.restart_all().await;
+    let patient = Client::connect_lazy(&a.url).unwrap().with_policy(patient());
+    let ack = within(
+        CATCH_UP_DEADLINE,
+        "a write to succeed once NATS is back",
+        patient.send_performance_stat_with_retries(PerformanceData::new(
+            0,
+            "1f",
+            Event::NewBlockReceived,
+            "b3",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(!ack.duplicate);
+    wait_until(CATCH_UP_DEADLINE, "B to show the report sent after the outage", async || {
+        get_text(&reports_b).await.contains("\"b3\"")
+    })
+    .await;
+    wait_until(CATCH_UP_DEADLINE, "A's health to say SERVING again", async || {
+        health(&a.url).await == ServingStatus::Serving
+    })
+    .await;
+    a.terminate();
+    b.terminate();
+}
