@@ -19,10 +19,10 @@ use perfstats::pb::performance_stats_server::{PerformanceStats, PerformanceStats
 use perfstats::pb::{Ack, BatchAck, PerformanceData};
 use perfstats::{Event, server};
 use std::process::{Child, Command, Stdio};
-use support::nats::NatsCluster;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use support::nats::NatsCluster;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -474,7 +474,10 @@ async fn watch_stream(
         pending.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = pending.find('\n') {
             let line: String = pending.drain(..=end).collect();
-            if let Some(seq) = line.trim().strip_prefix("id: ").and_then(|id| id.parse().ok())
+            if let Some(seq) = line
+                .trim()
+                .strip_prefix("id: ")
+                .and_then(|id| id.parse().ok())
                 && seen.send((seq, at)).is_err()
             {
                 return;
@@ -495,10 +498,16 @@ async fn ack_to_visible(url: &str, other: &str, samples: usize) -> (Vec<Duration
         started.await.unwrap();
         watchers.push((receiver, task));
     }
-    let mut stub = PerformanceStatsClient::connect(url.to_string()).await.unwrap();
+    let mut stub = PerformanceStatsClient::connect(url.to_string())
+        .await
+        .unwrap();
     let mut acked = std::collections::HashMap::new();
     for _ in 0..samples {
-        let ack = stub.report_stat(report("visible")).await.unwrap().into_inner();
+        let ack = stub
+            .report_stat(report("visible"))
+            .await
+            .unwrap()
+            .into_inner();
         acked.insert(ack.seq, Instant::now());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

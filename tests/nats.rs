@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::nats::NatsCluster;
 use support::{BinaryServer, http, metric, within};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// How long a server may take to reach the stream, or to apply all of it: a
 /// second or two here; 60 s only trips on a real hang.
@@ -105,9 +105,11 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
     let a = serve(&cluster, &["--db", &db_a]);
     let b = serve(&cluster, &["--memory"]);
     for url in [&a.url, &b.url] {
-        wait_until(CATCH_UP_DEADLINE, "each server to reach the stream", async || {
-            writable(url).await
-        })
+        wait_until(
+            CATCH_UP_DEADLINE,
+            "each server to reach the stream",
+            async || writable(url).await,
+        )
         .await;
     }
 
@@ -144,9 +146,11 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
     }
 
     // A third of the way in: SIGKILL the stream's leader and server A.
-    wait_until(LOAD_DEADLINE, "a third of the reports to be ACKed", async || {
-        acked.load(Ordering::Relaxed) >= CLIENTS * PER_CLIENT / 3
-    })
+    wait_until(
+        LOAD_DEADLINE,
+        "a third of the reports to be ACKed",
+        async || acked.load(Ordering::Relaxed) >= CLIENTS * PER_CLIENT / 3,
+    )
     .await;
     let leader = cluster.stream_leader("PERFSTATS").await;
     cluster.kill(leader);
@@ -204,7 +208,11 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
     }
     assert_eq!(seen.len(), acks.len(), "nothing stored that was not ACKed");
     for (id, seq) in &acks {
-        assert_eq!(seen.get(id), Some(seq), "report {id} at the seq its ACK gave");
+        assert_eq!(
+            seen.get(id),
+            Some(seq),
+            "report {id} at the seq its ACK gave"
+        );
     }
 
     // Both servers answer the same.
@@ -224,9 +232,11 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
     let a = serve(&cluster, &["--memory"]);
     let b = serve(&cluster, &["--memory"]);
     for url in [&a.url, &b.url] {
-        wait_until(CATCH_UP_DEADLINE, "each server to reach the stream", async || {
-            writable(url).await
-        })
+        wait_until(
+            CATCH_UP_DEADLINE,
+            "each server to reach the stream",
+            async || writable(url).await,
+        )
         .await;
         assert_eq!(health(url).await, ServingStatus::Serving);
     }
@@ -242,25 +252,33 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
         .await
         .unwrap();
     assert_eq!(started["name"], "shared-run");
-    wait_until(CATCH_UP_DEADLINE, "A to see B's run as current", async || {
-        let runs: serde_json::Value =
-            serde_json::from_str(&get_text(&format!("{}/api/runs", a.url)).await).unwrap();
-        runs.as_array()
-            .unwrap()
-            .iter()
-            .any(|run| run["name"] == "shared-run" && run["current"] == true)
-    })
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "A to see B's run as current",
+        async || {
+            let runs: serde_json::Value =
+                serde_json::from_str(&get_text(&format!("{}/api/runs", a.url)).await).unwrap();
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .any(|run| run["name"] == "shared-run" && run["current"] == true)
+        },
+    )
     .await;
-    let to_a = Client::connect_lazy(&a.url).unwrap().with_policy(RetryPolicy::never());
+    let to_a = Client::connect_lazy(&a.url)
+        .unwrap()
+        .with_policy(RetryPolicy::never());
     let ack = to_a
         .send_performance_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "b1"))
         .await
         .unwrap();
     assert_eq!(ack.run, "shared-run");
     let reports_b = format!("{}/api/reports?run=shared-run", b.url);
-    wait_until(CATCH_UP_DEADLINE, "B to show A's report in the run", async || {
-        get_text(&reports_b).await.contains("\"b1\"")
-    })
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "B to show A's report in the run",
+        async || get_text(&reports_b).await.contains("\"b1\""),
+    )
     .await;
 
     // NATS down: writes UNAVAILABLE (retryable), health NOT_SERVING, reads served.
@@ -275,12 +293,28 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(perfstats::client::is_retryable(&refused));
-    wait_until(CATCH_UP_DEADLINE, "A's health to say NOT_SERVING", async || {
-        health(&a.url).await == ServingStatus::NotServing
-    })
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "A's health to say NOT_SERVING",
+        async || health(&a.url).await == ServingStatus::NotServing,
+    )
     .await;
     let read = get_text(&format!("{}/api/reports?run=shared-run", a.url)).await;
-    assert!(read.contains("\"b1\"") && !read.contains("\"b2\""), "{read}");
+    assert!(
+        read.contains("\"b1\"") && !read.contains("\"b2\""),
+        "{read}"
+    );
+    // A server started while NATS is down serves reads and refuses writes.
+    let c = serve(&cluster, &["--memory"]);
+    get_text(&format!("{}/api/runs", c.url)).await;
+    let to_c = Client::connect_lazy(&c.url)
+        .unwrap()
+        .with_policy(RetryPolicy::never());
+    let refused = to_c
+        .send_performance_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "c1"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
 
     // NATS back: ingest resumes by itself, and B sees the new report.
     cluster.restart_all().await;
@@ -298,14 +332,30 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
     .await
     .unwrap();
     assert!(!ack.duplicate);
-    wait_until(CATCH_UP_DEADLINE, "B to show the report sent after the outage", async || {
-        get_text(&reports_b).await.contains("\"b3\"")
-    })
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "B to show the report sent after the outage",
+        async || get_text(&reports_b).await.contains("\"b3\""),
+    )
     .await;
-    wait_until(CATCH_UP_DEADLINE, "A's health to say SERVING again", async || {
-        health(&a.url).await == ServingStatus::Serving
-    })
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "A's health to say SERVING again",
+        async || health(&a.url).await == ServingStatus::Serving,
+    )
+    .await;
+    // The server that started without NATS has caught up with everything.
+    let reports_c = format!("{}/api/reports?run=shared-run", c.url);
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "C to catch up once NATS is back",
+        async || {
+            let read = get_text(&reports_c).await;
+            read.contains("\"b1\"") && read.contains("\"b3\"")
+        },
+    )
     .await;
     a.terminate();
     b.terminate();
+    c.terminate();
 }

@@ -51,7 +51,10 @@ async fn apply_a_stream(store: &Store) -> u64 {
         .await
         .unwrap();
     assert!(!receipts[0].duplicate);
-    assert!(receipts[1].duplicate, "the store refuses a second copy of an id");
+    assert!(
+        receipts[1].duplicate,
+        "the store refuses a second copy of an id"
+    );
     assert_eq!(receipts[1].seq, 1, "a duplicate names the original");
     store.skip(6).await.unwrap();
     store.append(vec![report(7, "d")]).await.unwrap();

@@ -1,20 +1,28 @@
-//! A small HTTP client for the terminal commands (`tail`, `export`, `runs`): GET
-//! requests to the server's HTTP API, bodies read as a stream of chunks; `https://`
-//! addresses over rustls with the CA (and client certificate) of a [`ClientTls`].
+//! A small HTTP client for the terminal commands (`tail`, `export`, `runs`,
+//! `compare`): GET requests to the server's HTTP API, bodies read as a stream of
+//! chunks; `https://` addresses over rustls with the CA (and client certificate) of
+//! a [`ClientTls`]. Given several servers, each request goes to the first that
+//! answers.
 
-use super::ClientTls;
+use super::{ClientTls, addresses};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
 
-/// GETs from one server, with an optional bearer token.
+/// How long connecting to one of several servers may take before the next is tried.
+const FAILOVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// GETs from one server, or from the first of several that answers, with an
+/// optional bearer token.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
-    base: String,
+    /// The servers' base URLs, in the order they are tried (at least one).
+    bases: Vec<String>,
     token: Option<String>,
 }
 
@@ -70,35 +78,48 @@ impl Body {
 }
 
 impl HttpClient {
-    /// A client for the server at `base` (e.g. `http://127.0.0.1:12345`).
+    /// A client for the one server at `base` (e.g. `http://127.0.0.1:12345`; not
+    /// split at commas: a list of servers needs [`HttpClient::with_tls`]).
     /// An `https://` base needs [`HttpClient::with_tls`]: here it trusts no CA.
     pub fn new(base: &str, token: Option<String>) -> HttpClient {
-        Self::build(base, token, &ClientTls::default())
+        Self::build(vec![base], token, &ClientTls::default())
             .expect("no TLS settings: nothing to get wrong")
     }
 
-    /// A client for `base` with TLS settings for an `https://` base (the CA, and
-    /// optionally a client certificate); TLS settings with an `http://` base are
-    /// refused rather than ignored.
+    /// A client for `base`, one server's URL or several comma-separated (spaces
+    /// around entries ignored, an empty entry refused), with TLS settings for
+    /// `https://` ones (the CA, and optionally a client certificate); TLS settings
+    /// with an `http://` base are refused rather than ignored.
     pub fn with_tls(
         base: &str,
         token: Option<String>,
         tls: &ClientTls,
     ) -> Result<HttpClient, String> {
-        let https = base.starts_with("https://");
-        if https {
-            tls.check().map_err(|error| format!("{base}: {error}"))?;
-        } else if !tls.is_empty() {
-            return Err(format!(
-                "{base}: TLS settings (--ca/--cert/--key) need an https:// address"
-            ));
+        let bases = addresses(base)?;
+        for base in &bases {
+            if base.starts_with("https://") {
+                tls.check().map_err(|error| format!("{base}: {error}"))?;
+            } else if !tls.is_empty() {
+                return Err(format!(
+                    "{base}: TLS settings (--ca/--cert/--key) need an https:// address"
+                ));
+            }
         }
-        Self::build(base, token, tls)
+        Self::build(bases, token, tls)
     }
 
-    fn build(base: &str, token: Option<String>, tls: &ClientTls) -> Result<HttpClient, String> {
+    fn build(
+        bases: Vec<&str>,
+        token: Option<String>,
+        tls: &ClientTls,
+    ) -> Result<HttpClient, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
+        if bases.len() > 1 {
+            // A server that drops packets must not hold up the next one for the
+            // system's connect timeout (minutes).
+            http.set_connect_timeout(Some(FAILOVER_CONNECT_TIMEOUT));
+        }
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls.rustls(&[])?)
             .https_or_http()
@@ -106,20 +127,53 @@ impl HttpClient {
             .wrap_connector(http);
         Ok(HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
-            base: base.trim_end_matches('/').to_string(),
+            bases: bases
+                .into_iter()
+                .map(|base| base.trim_end_matches('/').to_string())
+                .collect(),
             token,
         })
     }
 
     /// GETs `path_and_query`; any status but 2xx becomes an error with the
-    /// server's message.
+    /// server's message. With several servers it asks them in order and returns the
+    /// first answer, whatever its status: a server that could not be reached (or
+    /// broke the connection before answering) is passed over; when none answered,
+    /// the error names each.
     pub async fn get(
         &self,
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Body, HttpError> {
+        let mut unanswered = Vec::new();
+        for base in &self.bases {
+            match self.get_from(base, path_and_query, headers).await {
+                Err(error) if error.status.is_none() => {
+                    tracing::debug!(%error, "no answer; trying the next server");
+                    unanswered.push(error);
+                }
+                answered => return answered,
+            }
+        }
+        if unanswered.len() == 1 {
+            return Err(unanswered.remove(0));
+        }
+        let errors: Vec<String> = unanswered.into_iter().map(|error| error.message).collect();
+        Err(HttpError {
+            status: None,
+            message: format!("no server answered: {}", errors.join("; ")),
+        })
+    }
+
+    /// GETs `path_and_query` from the server at `base`.
+    async fn get_from(
+        &self,
+        base: &str,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Body, HttpError> {
         let failed = |status: Option<u16>, message: String| HttpError { status, message };
-        let url = format!("{}{path_and_query}", self.base);
+        let url = format!("{base}{path_and_query}");
         let mut request = hyper::Request::get(&url);
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));

@@ -1,12 +1,16 @@
 //! The client nodes use: [`Client`] (one attempt, or through a [`RetryPolicy`]), the
 //! non-blocking [`Reporter`], and the seed's helpers in Rust form.
 //!
+//! A client takes one server's address or several, comma-separated: it sends to one
+//! server while that works, and after a retryable failure (see [`is_retryable`])
+//! the next attempt goes to the next server in the list.
+//!
 //! ```no_run
 //! use perfstats::client::Client;
 //! use perfstats::{Event, PerformanceData};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = Client::connect_lazy("http://127.0.0.1:12345")?;
+//! let client = Client::connect_lazy("http://10.0.0.1:12345,http://10.0.0.2:12345")?;
 //! let report = PerformanceData::new(0, "1f", Event::NewBlockReceived, "block 17");
 //! let ack = client.send_performance_stat_with_retries(report).await?;
 //! println!("stored as #{} in run {}", ack.seq, ack.run);
@@ -23,7 +27,10 @@ pub use retry::{Backoff, RetryPolicy, is_retryable, random_short_sleep};
 
 use crate::pb::performance_stats_client::PerformanceStatsClient;
 use crate::pb::{Ack, BatchAck, Event, PerformanceData};
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -150,7 +157,34 @@ impl ClientTls {
     }
 }
 
-/// Why [`Client::connect_lazy_with_tls`] could not make a client.
+/// The addresses of a comma-separated `list`, trimmed, in order; an empty entry is
+/// refused, naming its position.
+pub(crate) fn addresses(list: &str) -> Result<Vec<&str>, String> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    let count = entries.len();
+    match entries.iter().position(|entry| entry.is_empty()) {
+        None => Ok(entries),
+        Some(_) if count == 1 => Err("no address given (empty)".into()),
+        Some(index) => Err(format!(
+            "{list:?}: entry {} of {count} is empty (addresses are separated by single commas)",
+            index + 1
+        )),
+    }
+}
+
+/// An error and its causes, `a: b: c`.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text = format!("{text}: {next}");
+        cause = next.source();
+    }
+    text
+}
+
+/// Why [`Client::connect_lazy`] or [`Client::connect_lazy_with_tls`] could not make
+/// a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectError(pub String);
 
@@ -162,40 +196,63 @@ impl std::fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// A connection to a perfstats server with the retry policy its `*_with_retries`
-/// calls use. Cheap to clone; clones share the connection.
+/// A connection to one perfstats server, or to several for failover, with the retry
+/// policy its `*_with_retries` calls use. Cheap to clone; clones share the
+/// connections and the choice of server.
+///
+/// With several servers every call goes to the current one; an attempt that fails
+/// in a way [`is_retryable`] accepts (unreachable, timed out, busy, aborted, a broken
+/// connection) moves the current server to the next in the list (after the last,
+/// the first), so the next attempt, of this call or another, goes there. Other
+/// failures (`INVALID_ARGUMENT`…) do not move it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    stub: PerformanceStatsClient<Channel>,
+    stubs: Arc<[PerformanceStatsClient<Channel>]>,
+    /// The index in `stubs` of the server calls go to; always less than its length.
+    current: Arc<AtomicUsize>,
     policy: RetryPolicy,
     token: Option<MetadataValue<Ascii>>,
 }
 
 impl Client {
-    /// A client for `addr` (e.g. `http://127.0.0.1:12345`) that connects on first
-    /// use, so a server that is not up yet is a retryable failure, not an error here.
-    pub fn connect_lazy(addr: &str) -> Result<Client, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(addr.to_string())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        Ok(Client::from_channel(channel))
+    /// A client for `addr` (e.g. `http://127.0.0.1:12345`), or for several servers
+    /// given as a comma-separated list (`http://10.0.0.1:12345,http://10.0.0.2:12345`;
+    /// spaces around entries are ignored, an empty entry is refused), that connects
+    /// on first use, so a server that is not up yet is a retryable failure, not an
+    /// error here.
+    pub fn connect_lazy(addr: &str) -> Result<Client, ConnectError> {
+        let channels = addresses(addr)
+            .map_err(ConnectError)?
+            .into_iter()
+            .map(|one| {
+                let endpoint = Endpoint::from_shared(one.to_string())
+                    .map_err(|error| ConnectError(format!("{one}: {}", with_causes(&error))))?;
+                Ok(endpoint
+                    .connect_timeout(Duration::from_secs(2))
+                    .tcp_nodelay(true)
+                    .connect_lazy())
+            })
+            .collect::<Result<Vec<_>, ConnectError>>()?;
+        Ok(Client::from_channels(channels))
     }
 
-    /// A client for `addr` that connects on first use, over TLS for an `https://`
-    /// address (`tls` must then name the CA; an identity adds mutual TLS). An
-    /// `http://` address with TLS settings is refused rather than sent in the clear.
+    /// A client for `addr` (one address or a comma-separated list, as for
+    /// [`Client::connect_lazy`]) that connects on first use, over TLS for an
+    /// `https://` address (`tls` must then name the CA; an identity adds mutual
+    /// TLS). An `http://` address with TLS settings is refused rather than sent in
+    /// the clear. Errors name the address (or the empty entry) at fault.
     pub fn connect_lazy_with_tls(addr: &str, tls: &ClientTls) -> Result<Client, ConnectError> {
+        let channels = addresses(addr)
+            .map_err(ConnectError)?
+            .into_iter()
+            .map(|one| Self::tls_channel(one, tls))
+            .collect::<Result<Vec<_>, ConnectError>>()?;
+        Ok(Client::from_channels(channels))
+    }
+
+    /// The lazily connected channel to one address, with `tls` for `https://`.
+    fn tls_channel(addr: &str, tls: &ClientTls) -> Result<Channel, ConnectError> {
         let failed = |error: &dyn std::fmt::Display| ConnectError(format!("{addr}: {error}"));
-        let failed_with_causes = |error: &dyn std::error::Error| {
-            let mut text = error.to_string();
-            let mut cause = error.source();
-            while let Some(next) = cause {
-                text = format!("{text}: {next}");
-                cause = next.source();
-            }
-            ConnectError(format!("{addr}: {text}"))
-        };
         let endpoint = Endpoint::from_shared(addr.to_string())
             .map_err(|error| failed(&error))?
             .connect_timeout(Duration::from_secs(2))
@@ -219,16 +276,26 @@ impl Client {
                 }
                 endpoint
                     .tls_config(config)
-                    .map_err(|error| failed_with_causes(&error))?
+                    .map_err(|error| failed(&with_causes(&error)))?
             }
         };
-        Ok(Client::from_channel(endpoint.connect_lazy()))
+        Ok(endpoint.connect_lazy())
     }
 
-    /// A client over an existing channel, with the seed's retry policy.
+    /// A client over an existing channel (one server), with the seed's retry policy.
     pub fn from_channel(channel: Channel) -> Client {
+        Client::from_channels(vec![channel])
+    }
+
+    /// A client over one channel per server, in failover order (at least one).
+    fn from_channels(channels: Vec<Channel>) -> Client {
+        debug_assert!(!channels.is_empty());
         Client {
-            stub: PerformanceStatsClient::new(channel),
+            stubs: channels
+                .into_iter()
+                .map(PerformanceStatsClient::new)
+                .collect(),
+            current: Arc::new(AtomicUsize::new(0)),
             policy: RetryPolicy::default(),
             token: None,
         }
@@ -265,19 +332,20 @@ impl Client {
         &self.policy
     }
 
-    /// Sends one report, once (bounded by the policy's attempt timeout). An empty
-    /// `report_id` is filled in by the server.
+    /// Sends one report, once (bounded by the policy's attempt timeout), to the
+    /// current server. An empty `report_id` is filled in by the server.
     pub async fn send_performance_stat(&self, report: PerformanceData) -> Result<Ack, Status> {
-        RetryPolicy {
+        let once = RetryPolicy {
             max_retries: 0,
             ..self.policy
-        }
-        .run(|| self.attempt(report.clone()))
-        .await
+        };
+        self.call(&once, |stub| self.report_stat(stub, report.clone()))
+            .await
     }
 
-    /// Sends one report through the retry policy; every attempt carries the same
-    /// `report_id` (one is chosen here if empty), so it is stored at most once.
+    /// Sends one report through the retry policy, moving to the next server after
+    /// a retryable failure; every attempt carries the same `report_id` (one is
+    /// chosen here if empty), so it is stored at most once.
     pub async fn send_performance_stat_with_retries(
         &self,
         mut report: PerformanceData,
@@ -285,11 +353,13 @@ impl Client {
         if report.report_id.is_empty() {
             report.report_id = uuid::Uuid::now_v7().to_string();
         }
-        self.policy.run(|| self.attempt(report.clone())).await
+        self.call(&self.policy, |stub| self.report_stat(stub, report.clone()))
+            .await
     }
 
-    /// Sends many reports in one `ReportStats` stream through the retry policy:
-    /// all are stored or none. Reports without a `report_id` get one first.
+    /// Sends many reports in one `ReportStats` stream through the retry policy
+    /// (moving to the next server after a retryable failure): all are stored or
+    /// none. Reports without a `report_id` get one first.
     pub async fn send_batch_with_retries(
         &self,
         mut reports: Vec<PerformanceData>,
@@ -299,21 +369,86 @@ impl Client {
                 report.report_id = uuid::Uuid::now_v7().to_string();
             }
         }
-        self.policy
-            .run(|| {
-                let mut stub = self.stub.clone();
-                let request = self.request(tokio_stream::iter(reports.clone()));
-                async move { Ok(stub.report_stats(request).await?.into_inner()) }
-            })
+        self.call(&self.policy, |mut stub| {
+            let request = self.request(tokio_stream::iter(reports.clone()));
+            async move { Ok(stub.report_stats(request).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Runs `attempt` through `policy`, each time on the current server's stub; a
+    /// retryable failure moves the current server on from the one that attempt used,
+    /// unless another call has moved it meanwhile.
+    async fn call<T, F, Fut>(&self, policy: &RetryPolicy, mut attempt: F) -> Result<T, Status>
+    where
+        F: FnMut(PerformanceStatsClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let used = AtomicUsize::new(0);
+        policy
+            .run_observed(
+                || {
+                    let index = self.current.load(Ordering::Acquire);
+                    used.store(index, Ordering::Relaxed);
+                    attempt(self.stubs[index].clone())
+                },
+                |status| {
+                    if is_retryable(status) {
+                        self.move_on_from(used.load(Ordering::Relaxed), status);
+                    }
+                },
+            )
             .await
     }
 
-    async fn attempt(&self, report: PerformanceData) -> Result<Ack, Status> {
-        Ok(self
-            .stub
-            .clone()
-            .report_stat(self.request(report))
-            .await?
-            .into_inner())
+    /// Makes the server after `failed` the current one, if `failed` still is.
+    fn move_on_from(&self, failed: usize, status: &Status) {
+        let count = self.stubs.len();
+        if count < 2 {
+            return;
+        }
+        let next = (failed + 1) % count;
+        if self
+            .current
+            .compare_exchange(failed, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing::debug!(
+                failed,
+                next,
+                code = ?status.code(),
+                "perfstats server failed; moving to the next"
+            );
+        }
+    }
+
+    async fn report_stat(
+        &self,
+        mut stub: PerformanceStatsClient<Channel>,
+        report: PerformanceData,
+    ) -> Result<Ack, Status> {
+        Ok(stub.report_stat(self.request(report)).await?.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addresses;
+
+    #[test]
+    fn address_lists_are_split_trimmed_and_checked() {
+        assert_eq!(addresses("http://a:1").unwrap(), ["http://a:1"]);
+        assert_eq!(
+            addresses(" http://a:1 ,http://b:2\t").unwrap(),
+            ["http://a:1", "http://b:2"]
+        );
+        let error = addresses("http://a:1,,http://b:2").unwrap_err();
+        assert!(error.contains("entry 2 of 3 is empty"), "{error}");
+        assert!(
+            addresses("http://a:1, ")
+                .unwrap_err()
+                .contains("entry 2 of 2")
+        );
+        assert!(addresses("").unwrap_err().contains("no address"));
     }
 }

@@ -3,8 +3,10 @@
 //! `report` never waits: it validates, takes a place among at most `capacity`
 //! undelivered reports (or counts the report as dropped), and queues it. One
 //! background task sends what is queued in batches through the client's retry
-//! policy. `flush` and `shutdown` wait, with a deadline, until everything accepted
-//! is settled (delivered, or failed after the retries).
+//! policy and, for a client of several servers, its failover (a retryable failure
+//! moves the next attempt to the next server; see [`Client`]). `flush` and
+//! `shutdown` wait, with a deadline, until everything accepted is settled
+//! (delivered, or failed after the retries).
 
 use super::Client;
 use crate::event::{InvalidReport, validate};
@@ -153,7 +155,8 @@ impl Reporter {
 }
 
 /// The background task: takes what is queued (up to `MAX_BATCH`), sends it through
-/// the retry policy (one report as a unary call, more as one stream), settles it.
+/// the retry policy and failover of `client` (one report as a unary call, more as
+/// one stream), settles it.
 async fn deliver(
     client: Client,
     mut inbox: mpsc::UnboundedReceiver<PerformanceData>,

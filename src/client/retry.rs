@@ -87,7 +87,21 @@ impl RetryPolicy {
 
     /// Runs `attempt` until it succeeds, fails with a status not worth retrying, or
     /// the retries are used up; returns the last outcome.
-    pub async fn run<T, F, Fut>(&self, mut attempt: F) -> Result<T, Status>
+    pub async fn run<T, F, Fut>(&self, attempt: F) -> Result<T, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.run_observed(attempt, |_| {}).await
+    }
+
+    /// [`RetryPolicy::run`], calling `failed` with the status of every failed
+    /// attempt (a timed-out one included), retried or not, before the pause.
+    pub(crate) async fn run_observed<T, F, Fut>(
+        &self,
+        mut attempt: F,
+        mut failed: impl FnMut(&Status),
+    ) -> Result<T, Status>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -104,6 +118,9 @@ impl RetryPolicy {
                     }),
                 None => attempt().await,
             };
+            if let Err(status) = &outcome {
+                failed(status);
+            }
             match outcome {
                 Err(status) if retry < self.max_retries && is_retryable(&status) => {
                     tracing::debug!(retry, %status, "retrying report");
@@ -169,6 +186,45 @@ mod tests {
         assert!(!is_retryable(&Status::invalid_argument("bad")));
         assert!(!is_retryable(&Status::unauthenticated("who")));
         assert!(!is_retryable(&Status::unknown("plain unknown")));
+    }
+
+    #[tokio::test]
+    async fn every_failed_attempt_is_observed_a_timed_out_one_included() {
+        let policy = RetryPolicy {
+            max_retries: 2,
+            backoff: Backoff::Uniform {
+                min: Duration::ZERO,
+                max: Duration::ZERO,
+            },
+            attempt_timeout: Some(Duration::from_millis(20)),
+        };
+        let mut attempts = 0;
+        let mut observed = Vec::new();
+        let outcome: Result<(), Status> = policy
+            .run_observed(
+                || {
+                    attempts += 1;
+                    let attempt = attempts;
+                    async move {
+                        match attempt {
+                            1 => std::future::pending().await,
+                            2 => Err(Status::unavailable("down")),
+                            _ => Err(Status::invalid_argument("bad")),
+                        }
+                    }
+                },
+                |status| observed.push(status.code()),
+            )
+            .await;
+        assert_eq!(outcome.unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(
+            observed,
+            [
+                Code::DeadlineExceeded,
+                Code::Unavailable,
+                Code::InvalidArgument
+            ]
+        );
     }
 
     #[tokio::test]

@@ -30,6 +30,10 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
         let before = cluster.store.applied();
         match follow(&cluster).await {
             Stop::Refused(error) => {
+                // Writes published now would never show here: refuse them.
+                cluster
+                    .ready
+                    .store(false, std::sync::atomic::Ordering::Release);
                 tracing::error!(%error, "cannot apply the stream to this store; writes stay unavailable");
                 return;
             }

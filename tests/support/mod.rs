@@ -193,6 +193,10 @@ impl BinaryServer {
             "PERFSTATS_TOKEN",
             "PERFSTATS_READ_TOKEN",
             "PERFSTATS_METRICS_MAX_SENDERS",
+            "PERFSTATS_NATS",
+            "PERFSTATS_NATS_STREAM",
+            "PERFSTATS_NATS_REPLICAS",
+            "PERFSTATS_NATS_DEDUPE_WINDOW",
         ] {
             command.env_remove(var);
         }
