@@ -197,11 +197,13 @@ impl Metrics {
                 "The highest sequence of the shared stream applied to this server's store",
                 gauge(stream.applied),
             );
-            registry.register(
-                "perfstats_stream_lag",
-                "Messages of the shared stream not applied here yet (its last sequence as last seen minus the applied one)",
-                gauge(stream.lag),
-            );
+            if let Some(lag) = stream.lag {
+                registry.register(
+                    "perfstats_stream_lag",
+                    "Messages of the shared stream not applied here yet (its last sequence as last seen minus the applied one; absent until the stream was reached)",
+                    gauge(lag),
+                );
+            }
             registry.register(
                 "perfstats_stream_writable",
                 "1 while writes can reach the shared stream, else 0 (writes answer UNAVAILABLE)",

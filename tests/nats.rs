@@ -59,16 +59,26 @@ async fn get_text(url: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// The body of `url` when it answers 200 (a server still catching up may not know
+/// the run yet: 404), else an empty string.
+async fn text_if_ok(url: &str) -> String {
+    let response = http().get(url).send().await.unwrap();
+    if response.status() == 200 {
+        response.text().await.unwrap()
+    } else {
+        String::new()
+    }
+}
+
 async fn health(url: &str) -> ServingStatus {
     let channel = tonic::transport::Endpoint::from_shared(url.to_string())
         .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let answer = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: INGEST_SERVICE.into(),
-        })
+        .connect_lazy();
+    let mut client = HealthClient::new(channel);
+    let check = client.check(HealthCheckRequest {
+        service: INGEST_SERVICE.into(),
+    });
+    let answer = within(CATCH_UP_DEADLINE, "a health check's answer", check)
         .await
         .unwrap()
         .into_inner();
@@ -206,7 +216,11 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
         let seq = report["seq"].as_u64().unwrap();
         assert!(seen.insert(id.clone(), seq).is_none(), "{id} stored twice");
     }
-    assert_eq!(seen.len(), acks.len(), "nothing stored that was not ACKed");
+    assert_eq!(
+        seen.len(),
+        acks.len(),
+        "exactly the ACKed reports are stored"
+    );
     for (id, seq) in &acks {
         assert_eq!(
             seen.get(id),
@@ -277,7 +291,7 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
     wait_until(
         CATCH_UP_DEADLINE,
         "B to show A's report in the run",
-        async || get_text(&reports_b).await.contains("\"b1\""),
+        async || text_if_ok(&reports_b).await.contains("\"b1\""),
     )
     .await;
 
@@ -335,7 +349,7 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
     wait_until(
         CATCH_UP_DEADLINE,
         "B to show the report sent after the outage",
-        async || get_text(&reports_b).await.contains("\"b3\""),
+        async || text_if_ok(&reports_b).await.contains("\"b3\""),
     )
     .await;
     wait_until(
@@ -350,7 +364,7 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
         CATCH_UP_DEADLINE,
         "C to catch up once NATS is back",
         async || {
-            let read = get_text(&reports_c).await;
+            let read = text_if_ok(&reports_c).await;
             read.contains("\"b1\"") && read.contains("\"b3\"")
         },
     )
@@ -358,4 +372,82 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
     a.terminate();
     b.terminate();
     c.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
+    let cluster = NatsCluster::start(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    let db = db.to_str().unwrap();
+    let old = serve(&cluster, &["--db", db]);
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "the server to reach the stream",
+        async || writable(&old.url).await,
+    )
+    .await;
+    let client = Client::connect_lazy(&old.url)
+        .unwrap()
+        .with_policy(RetryPolicy::never());
+    client
+        .send_performance_stat(PerformanceData::new(
+            0,
+            "1f",
+            Event::NewBlockReceived,
+            "old",
+        ))
+        .await
+        .unwrap();
+
+    // Someone deletes the stream: the server does not make it again (it would
+    // restart at seq 1, below what this store applied), so writes stop.
+    let nats = async_nats::connect(cluster.url(0)).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats);
+    jetstream.delete_stream("PERFSTATS").await.unwrap();
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "writes to stop without the stream",
+        async || !writable(&old.url).await,
+    )
+    .await;
+    assert!(
+        jetstream.get_stream("PERFSTATS").await.is_err(),
+        "the server made the stream again"
+    );
+
+    // A new server makes a new stream; the old one still refuses to mix it in.
+    let new = serve(&cluster, &["--memory"]);
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "the new server to make the stream",
+        async || writable(&new.url).await,
+    )
+    .await;
+    let refused = client
+        .send_performance_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let old_reports = get_text(&format!("{}/api/reports", old.url)).await;
+    assert!(old_reports.contains("\"old\""), "{old_reports}");
+    // Restarted on the same database, it says why it cannot serve the stream.
+    old.kill9();
+    let restarted = support::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_perfstats")).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db,
+            "--nats",
+            &cluster.urls(),
+        ]),
+        CATCH_UP_DEADLINE,
+        "perfstats to refuse a database of another stream",
+    );
+    assert!(!restarted.status.success());
+    let said = String::from_utf8_lossy(&restarted.stderr);
+    assert!(said.contains("another database file"), "{said}");
+    new.terminate();
 }

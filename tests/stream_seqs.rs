@@ -149,3 +149,62 @@ async fn a_stream_run_with_a_taken_or_bad_name_gets_the_default_everywhere() {
     assert!(store.check_new_run_name("run-3").is_err());
     assert!(store.check_new_run_name("fresh").is_ok());
 }
+
+#[tokio::test]
+async fn seqs_the_stream_no_longer_has_are_holes_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gaps.db");
+    for backend in [
+        Backend::Sqlite(db.clone()),
+        Backend::Memory { max_reports: 100 },
+    ] {
+        let store = Store::open(StoreConfig::new(backend.clone())).unwrap();
+        store
+            .append(vec![report(1, "a"), report(2, "b"), report(10, "c")])
+            .await
+            .unwrap();
+        let second = store.new_run_at(12, None, 5).await.unwrap();
+        store.append(vec![report(13, "d")]).await.unwrap();
+        assert_eq!(store.applied(), 13);
+        assert_eq!(seqs_of(&store, 1).await, [1, 2, 10]);
+        assert_eq!(seqs_of(&store, second.id).await, [13]);
+        let counts: Vec<u64> = store.runs().iter().map(|run| run.reports).collect();
+        assert_eq!(counts, [3, 1], "{backend:?}");
+        store.close().await;
+    }
+    // Reopened, SQLite counts the same: the gaps 3–9 and 11 are recorded.
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db))).unwrap();
+    let counts: Vec<u64> = store.runs().iter().map(|run| run.reports).collect();
+    assert_eq!(counts, [3, 1]);
+    assert_eq!(store.applied(), 13);
+}
+
+#[tokio::test]
+async fn a_gap_longer_than_the_memory_bound_evicts_instead_of_filling() {
+    let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 5 })).unwrap();
+    store
+        .append(vec![report(1, "a"), report(2, "b")])
+        .await
+        .unwrap();
+    store.append(vec![report(10_000_000, "c")]).await.unwrap();
+    assert_eq!(seqs_of(&store, 1).await, [10_000_000]);
+    let run = &store.runs()[0];
+    assert_eq!((run.reports, run.evicted), (1, 2));
+    assert_eq!(store.applied(), 10_000_000);
+}
+
+#[tokio::test]
+async fn a_memory_store_holds_one_stream_for_its_life() {
+    let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 5 })).unwrap();
+    store.claim(Some("stream A".into())).await.unwrap();
+    store.claim(Some("stream A".into())).await.unwrap();
+    let refused = store
+        .claim(Some("stream B".into()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("stream A") && refused.contains("stream B"),
+        "{refused}"
+    );
+}

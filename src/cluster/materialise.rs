@@ -99,9 +99,21 @@ async fn follow(cluster: &Cluster) -> Stop {
         Ok(messages) => messages,
         Err(error) => return Stop::Again(format!("cannot pull: {error}")),
     };
-    let mut chunks = messages.ready_chunks(APPLY_BATCH);
+    // Pulled on a task of its own, so that the consumer's heartbeats are read
+    // while a chunk is being applied; at most two chunks wait.
+    let (pulled, mut chunks) = tokio::sync::mpsc::channel(2);
+    let puller = tokio::spawn(async move {
+        let mut messages = messages.ready_chunks(APPLY_BATCH);
+        while let Some(chunk) = messages.next().await {
+            let failed = chunk.iter().any(Result::is_err);
+            if pulled.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let _puller = AbortOnDrop(puller);
     let mut consumer_seq = 0;
-    while let Some(chunk) = chunks.next().await {
+    while let Some(chunk) = chunks.recv().await {
         let mut entries = Vec::with_capacity(chunk.len());
         let mut broken = None;
         for message in chunk {
@@ -148,6 +160,15 @@ async fn follow(cluster: &Cluster) -> Stop {
         }
     }
     Stop::Again("the consumer ended".into())
+}
+
+/// Stops the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Applies `entries` (in stream order) to `store`: runs of reports in one commit each.

@@ -22,7 +22,9 @@ use crate::report::{Report, now_unix_nano};
 use crate::store::{Receipt, RunInfo, Store};
 use async_nats::connection::State;
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
+use async_nats::jetstream::context::{GetStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::{self, stream};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +42,18 @@ pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(2 * 60 * 60);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Publishes of one call awaiting their acks at once.
 const PUBLISH_WINDOW: usize = 1024;
+/// Publishes of all calls awaiting their acks at once; past it a write answers
+/// `RESOURCE_EXHAUSTED` (retryable) instead of queueing without bound.
+const MAX_ACKS_IN_FLIGHT: usize = 16_384;
+/// How often the stream's state is asked for (its last sequence, for the lag, and
+/// whether it answers at all, for health).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often a run's start is published again (same message id, so at most one
+/// run) when JetStream's ack does not come.
+const RUN_PUBLISH_ATTEMPTS: usize = 3;
+/// The stream metadata key holding the id a perfstats server gave the stream when
+/// it made it: what a store records as the stream it holds.
+const STREAM_ID_KEY: &str = "perfstats-stream-id";
 /// How long `POST /api/runs` waits for its run to be applied here.
 const RUN_APPLIED_DEADLINE: Duration = Duration::from_secs(10);
 /// How long the start waits for the stream before serving without it.
@@ -84,8 +98,12 @@ pub struct Cluster {
     store: Store,
     /// The stream exists and the store is known to hold it.
     ready: AtomicBool,
+    /// The stream answered its last request: it has a leader.
+    answering: AtomicBool,
     /// The stream's last sequence as last seen (acks, messages, stream info).
     stream_last: AtomicU64,
+    /// Whether the stream's state was ever seen (else the lag is unknown).
+    seen: AtomicBool,
     /// Whether writes can go to the stream now (for health checks).
     writable: watch::Sender<bool>,
 }
@@ -97,8 +115,9 @@ pub struct StreamStatus {
     pub writable: bool,
     /// The highest stream sequence applied to the local store.
     pub applied: u64,
-    /// The stream's last sequence as last seen minus `applied`.
-    pub lag: u64,
+    /// The stream's last sequence as last seen minus `applied`; unknown until the
+    /// stream was reached once.
+    pub lag: Option<u64>,
 }
 
 /// Why setting up the stream failed.
@@ -127,8 +146,14 @@ impl Cluster {
             .connect(config.urls.clone())
             .await
             .map_err(|error| Error::BadRequest(format!("--nats: {error}")))?;
-        let mut jetstream = jetstream::new(client.clone());
-        jetstream.set_timeout(PUBLISH_TIMEOUT);
+        // Acks wait at most PUBLISH_TIMEOUT, and an abandoned ack's slot is free
+        // again as soon; past MAX_ACKS_IN_FLIGHT a publish fails at once.
+        let jetstream = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_TIMEOUT)
+            .ack_timeout(PUBLISH_TIMEOUT)
+            .max_ack_inflight(MAX_ACKS_IN_FLIGHT)
+            .backpressure_on_inflight(false)
+            .build(client.clone());
         let cluster = Arc::new(Cluster {
             client,
             jetstream,
@@ -136,7 +161,9 @@ impl Cluster {
             config,
             store,
             ready: AtomicBool::new(false),
+            answering: AtomicBool::new(false),
             stream_last: AtomicU64::new(0),
+            seen: AtomicBool::new(false),
             writable: watch::channel(false).0,
         });
         match tokio::time::timeout(FIRST_CONTACT, cluster.setup()).await {
@@ -151,26 +178,56 @@ impl Cluster {
         }
         tokio::spawn(materialise::run(cluster.clone()));
         tokio::spawn(watch_writable(Arc::downgrade(&cluster)));
+        tokio::spawn(probe(Arc::downgrade(&cluster)));
         Ok(cluster)
     }
 
-    /// Finds the stream (making it if missing) and checks the store holds it.
+    /// Finds the stream (making it when missing and this store is new) and checks
+    /// the store holds it. On failure writes stop until it succeeds again.
     async fn setup(&self) -> Result<stream::Stream, SetupError> {
+        let outcome = self.find_stream().await;
+        self.ready.store(outcome.is_ok(), Ordering::Release);
+        outcome
+    }
+
+    async fn find_stream(&self) -> Result<stream::Stream, SetupError> {
+        let name = &self.config.stream;
         let unreachable = |error: &dyn std::fmt::Display| {
-            SetupError::Unreachable(format!("stream {}: {error}", self.config.stream))
+            SetupError::Unreachable(format!("stream {name}: {error}"))
         };
-        let stream = self
-            .jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.config.stream.clone(),
-                subjects: self.subjects.all(),
-                num_replicas: self.config.replicas,
-                duplicate_window: self.config.dedupe_window,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| unreachable(&error))?;
+        let stream = match self.jetstream.get_stream(name).await {
+            Ok(stream) => stream,
+            Err(error) if is_not_found(&error.kind()) => {
+                let applied = self.store.applied();
+                if applied > 0 {
+                    // Made again, it would start at seq 1: this store is past that.
+                    return Err(SetupError::Unreachable(format!(
+                        "stream {name} does not exist, but this store applied it up to seq \
+                         {applied}: restore the stream, or start with another --db"
+                    )));
+                }
+                let made = self
+                    .jetstream
+                    .create_stream(stream::Config {
+                        name: name.clone(),
+                        subjects: self.subjects.all(),
+                        num_replicas: self.config.replicas,
+                        duplicate_window: self.config.dedupe_window,
+                        storage: stream::StorageType::File,
+                        metadata: [(STREAM_ID_KEY.to_string(), uuid::Uuid::now_v7().to_string())]
+                            .into(),
+                        ..Default::default()
+                    })
+                    .await;
+                // Another server may have made it meanwhile: look again next time.
+                made.map_err(|error| unreachable(&error))?;
+                self.jetstream
+                    .get_stream(name)
+                    .await
+                    .map_err(|error| unreachable(&error))?
+            }
+            Err(error) => return Err(unreachable(&error)),
+        };
         let info = stream.cached_info();
         if let Some(missing) = self
             .subjects
@@ -179,34 +236,54 @@ impl Cluster {
             .find(|subject| !info.config.subjects.contains(subject))
         {
             return Err(SetupError::Refused(Error::BadRequest(format!(
-                "--nats-stream: stream {} exists without subject {missing}",
-                self.config.stream
+                "--nats-stream: stream {name} exists without subject {missing}"
             ))));
         }
-        // The stream's name and creation time: a stream deleted and made again
-        // restarts its sequences, which a store that applied the old one must not mix.
-        let source = format!(
-            "NATS stream {} created at {} ns",
-            self.config.stream,
-            info.created.unix_timestamp_nanos()
-        );
+        if info.config.num_replicas != self.config.replicas
+            || info.config.duplicate_window != self.config.dedupe_window
+        {
+            tracing::warn!(
+                replicas = info.config.num_replicas,
+                dedupe_window = ?info.config.duplicate_window,
+                "stream {name} exists with its own replicas and duplicate window; the flags apply \
+                 only to a stream this server makes"
+            );
+        }
+        // Which stream this is: the id its maker gave it, else when it was made. A
+        // stream deleted and made again restarts its sequences, which a store that
+        // applied the old one must not mix in.
+        let identity = match info.config.metadata.get(STREAM_ID_KEY) {
+            Some(id) => format!("id {id}"),
+            None => format!("created at {} ns", info.created.unix_timestamp_nanos()),
+        };
         self.store
-            .claim(Some(source))
+            .claim(Some(format!("NATS stream {name} ({identity})")))
             .await
             .map_err(SetupError::Refused)?;
+        let applied = self.store.applied();
+        if info.state.last_sequence < applied {
+            return Err(SetupError::Refused(Error::Unavailable(format!(
+                "stream {name} ends at seq {}, but this store applied it up to seq {applied}: \
+                 the stream lost messages; start with another --db",
+                info.state.last_sequence
+            ))));
+        }
         self.saw(info.state.last_sequence);
-        self.ready.store(true, Ordering::Release);
+        self.answering.store(true, Ordering::Release);
         Ok(stream)
     }
 
     /// Notes that the stream has reached `seq`.
     fn saw(&self, seq: u64) {
         self.stream_last.fetch_max(seq, Ordering::AcqRel);
+        self.seen.store(true, Ordering::Release);
     }
 
     /// Whether writes can go to the stream now.
     fn can_write(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.client.connection_state() == State::Connected
+        self.ready.load(Ordering::Acquire)
+            && self.answering.load(Ordering::Acquire)
+            && self.client.connection_state() == State::Connected
     }
 
     fn unavailable(&self, why: &dyn std::fmt::Display) -> Error {
@@ -214,6 +291,24 @@ impl Cluster {
             "stream {}: {why}; nothing was acknowledged that is not in the stream, retry",
             self.config.stream
         ))
+    }
+
+    /// The error a failed publish answers; a stream that does not answer stops
+    /// writes until the next probe finds it answering again.
+    fn publish_failed(&self, error: &jetstream::context::PublishError) -> Error {
+        match error.kind() {
+            PublishErrorKind::MaxAckPending => {
+                return Error::Busy(format!(
+                    "stream {}: {MAX_ACKS_IN_FLIGHT} reports await JetStream's ack; retry",
+                    self.config.stream
+                ));
+            }
+            PublishErrorKind::TimedOut | PublishErrorKind::StreamNotFound => {
+                self.answering.store(false, Ordering::Release);
+            }
+            _ => {}
+        }
+        self.unavailable(error)
     }
 
     /// Publishes `reports` (validated, `report_id` set) and answers once JetStream
@@ -227,7 +322,7 @@ impl Cluster {
         let mut in_flight = VecDeque::with_capacity(PUBLISH_WINDOW.min(reports.len()));
         for report in &reports {
             let mut headers = HeaderMap::new();
-            headers.insert(NATS_MESSAGE_ID, report.report_id.as_str());
+            headers.insert(NATS_MESSAGE_ID, message_id(&report.report_id).as_ref());
             let ack = self
                 .jetstream
                 .publish_with_headers(
@@ -236,7 +331,7 @@ impl Cluster {
                     entry::encode_report(report).into(),
                 )
                 .await
-                .map_err(|error| self.unavailable(&error))?;
+                .map_err(|error| self.publish_failed(&error))?;
             in_flight.push_back(ack);
             if in_flight.len() == PUBLISH_WINDOW {
                 let ack = in_flight.pop_front().expect("a full window");
@@ -253,7 +348,7 @@ impl Cluster {
         &self,
         ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
     ) -> Result<Receipt, Error> {
-        let ack = ack.map_err(|error| self.unavailable(&error))?;
+        let ack = ack.map_err(|error| self.publish_failed(&error))?;
         self.saw(ack.sequence);
         // The run is the one holding the seq here; for a seq not applied here yet,
         // the current run (a run started elsewhere meanwhile may take it).
@@ -278,22 +373,30 @@ impl Cluster {
         if let Some(name) = &name {
             self.store.check_new_run_name(name)?;
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            NATS_MESSAGE_ID,
-            format!("run-{}", uuid::Uuid::now_v7()).as_str(),
-        );
-        let ack = self
-            .jetstream
-            .publish_with_headers(
-                self.subjects.runs.clone(),
-                headers,
-                entry::encode_run(name, now_unix_nano()).into(),
-            )
-            .await
-            .map_err(|error| self.unavailable(&error))?
-            .await
-            .map_err(|error| self.unavailable(&error))?;
+        // One id for every attempt: a start whose ack was lost is not a second run.
+        let id = format!("run-{}", uuid::Uuid::now_v7());
+        let body = entry::encode_run(name, now_unix_nano());
+        let mut attempt = 0;
+        let ack = loop {
+            attempt += 1;
+            let mut headers = HeaderMap::new();
+            headers.insert(NATS_MESSAGE_ID, id.as_str());
+            let published = match self
+                .jetstream
+                .publish_with_headers(self.subjects.runs.clone(), headers, body.clone().into())
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(error) => Err(error),
+            };
+            match published {
+                Ok(ack) => break ack,
+                Err(error) if attempt == RUN_PUBLISH_ATTEMPTS => {
+                    return Err(self.publish_failed(&error));
+                }
+                Err(error) => tracing::debug!(%error, attempt, "publishing a run's start again"),
+            }
+        };
         self.saw(ack.sequence);
         tokio::time::timeout(
             RUN_APPLIED_DEADLINE,
@@ -325,10 +428,11 @@ impl Cluster {
         StreamStatus {
             writable: self.can_write(),
             applied,
-            lag: self
-                .stream_last
-                .load(Ordering::Acquire)
-                .saturating_sub(applied),
+            lag: self.seen.load(Ordering::Acquire).then(|| {
+                self.stream_last
+                    .load(Ordering::Acquire)
+                    .saturating_sub(applied)
+            }),
         }
     }
 
@@ -348,6 +452,52 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// The id a report is published with: its `report_id` when that is plain printable
+/// ASCII, else (and for ids that look hex-encoded themselves) `hex:` and its bytes
+/// in hex, so that no id can smuggle a line break into the message's headers and
+/// distinct ids stay distinct.
+fn message_id(report_id: &str) -> Cow<'_, str> {
+    if report_id.bytes().all(|byte| byte.is_ascii_graphic()) && !report_id.starts_with("hex:") {
+        return Cow::Borrowed(report_id);
+    }
+    let mut encoded = String::with_capacity(4 + 2 * report_id.len());
+    encoded.push_str("hex:");
+    for byte in report_id.bytes() {
+        encoded.push_str(&format!("{byte:02x}"));
+    }
+    Cow::Owned(encoded)
+}
+
+fn is_not_found(kind: &GetStreamErrorKind) -> bool {
+    matches!(kind, GetStreamErrorKind::JetStream(error)
+        if error.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Asks for the stream's state every [`PROBE_EVERY`] until the cluster is gone:
+/// its last sequence (so the lag shows even when nothing is applied here) and
+/// whether it answers (so writes and health follow a stream without a leader).
+async fn probe(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        if cluster.client.connection_state() != State::Connected {
+            continue;
+        }
+        match cluster.jetstream.get_stream(&cluster.config.stream).await {
+            Ok(stream) => {
+                cluster.saw(stream.cached_info().state.last_sequence);
+                cluster.answering.store(true, Ordering::Release);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "the stream does not answer");
+                cluster.answering.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
 /// Keeps [`Cluster::writable`] current until the cluster is gone.
 async fn watch_writable(cluster: std::sync::Weak<Cluster>) {
     loop {
@@ -362,5 +512,22 @@ async fn watch_writable(cluster: std::sync::Weak<Cluster>) {
         });
         drop(cluster);
         tokio::time::sleep(STATUS_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_id;
+
+    #[test]
+    fn message_ids_carry_no_line_breaks_and_stay_distinct() {
+        assert_eq!(message_id("01a2-uuid"), "01a2-uuid");
+        assert_eq!(
+            message_id("a\r\nNats-Expected-Stream: x"),
+            "hex:610d0a4e6174732d45787065637465642d53747265616d3a2078"
+        );
+        assert_eq!(message_id("with space"), "hex:77697468207370616365");
+        assert_ne!(message_id("hex:41"), message_id("A"));
+        assert_eq!(message_id("hex:41"), "hex:6865783a3431");
     }
 }

@@ -71,6 +71,11 @@ struct Data {
     senders: Vec<Arc<str>>,
     sender_index: HashMap<Arc<str>, u32, Hasher>,
     next_run: u64,
+    /// The highest seq taken by a stream's run message or hole not kept yet
+    /// (holes are kept when the next report comes).
+    taken: u64,
+    /// The stream this store holds, once claimed.
+    source: Option<String>,
 }
 
 impl Kept {
@@ -92,8 +97,21 @@ impl Kept {
 }
 
 impl Data {
-    /// Marks every seq below `seq` not yet taken as a hole.
-    fn fill_to(&mut self, seq: u64) {
+    /// Marks every seq below `seq` not kept yet as a hole. A gap as long as the
+    /// bound evicts everything kept instead (it would, hole by hole) and jumps.
+    fn fill_to(&mut self, seq: u64, max_reports: usize, evicted: &mut Vec<u64>) {
+        let gap = seq.saturating_sub(self.next_seq());
+        if gap >= max_reports as u64 {
+            while let Some(old) = self.reports.pop_front() {
+                let seq = self.first_seq;
+                self.first_seq += 1;
+                if !old.is_hole() {
+                    self.forget(&old.report_id, seq);
+                    evicted.push(u64::from(old.run));
+                }
+            }
+            self.first_seq = seq;
+        }
         while self.next_seq() < seq {
             self.reports.push_back(Kept::hole());
         }
@@ -196,7 +214,8 @@ impl Writer for MemoryWriter {
     }
 
     fn last_seq(&mut self) -> Result<u64, Error> {
-        Ok(self.data.read().expect("memory lock").next_seq() - 1)
+        let data = self.data.read().expect("memory lock");
+        Ok((data.next_seq() - 1).max(data.taken))
     }
 
     fn create_run(
@@ -206,7 +225,8 @@ impl Writer for MemoryWriter {
         first_seq: u64,
     ) -> Result<u64, Error> {
         let mut data = self.data.write().expect("memory lock");
-        data.fill_to(first_seq);
+        // A stream's run message sits at first_seq - 1.
+        data.taken = data.taken.max(first_seq - 1);
         let id = data.next_run;
         data.next_run += 1;
         Ok(id)
@@ -215,17 +235,18 @@ impl Writer for MemoryWriter {
     fn insert(&mut self, reports: Vec<Report>) -> Result<(Vec<Inserted>, Vec<u64>), Error> {
         let mut data = self.data.write().expect("memory lock");
         let mut outcomes = Vec::with_capacity(reports.len());
+        let mut evicted = Vec::new();
         for mut report in reports {
             let report_id = ReportId::new(&report.report_id);
             if let Some(seq) = data.find(&report_id) {
                 let run = data.get(seq).map_or(report.run, |kept| u64::from(kept.run));
                 outcomes.push(Inserted::Duplicate { seq, run });
                 if report.seq != 0 {
-                    data.fill_to(report.seq + 1);
+                    data.fill_to(report.seq + 1, self.max_reports, &mut evicted);
                 }
                 continue;
             }
-            data.fill_to(report.seq);
+            data.fill_to(report.seq, self.max_reports, &mut evicted);
             report.seq = data.next_seq();
             data.remember(&report_id, report.seq);
             let sender = data.intern(&report.sender);
@@ -240,7 +261,6 @@ impl Writer for MemoryWriter {
             });
             outcomes.push(Inserted::New(Arc::new(report)));
         }
-        let mut evicted = Vec::new();
         while data.reports.len() > self.max_reports {
             let seq = data.first_seq;
             let old = data.reports.pop_front().expect("more than max_reports");
@@ -254,13 +274,27 @@ impl Writer for MemoryWriter {
     }
 
     fn skip(&mut self, seq: u64) -> Result<(), Error> {
-        self.data.write().expect("memory lock").fill_to(seq + 1);
+        let mut data = self.data.write().expect("memory lock");
+        data.taken = data.taken.max(seq);
         Ok(())
     }
 
-    /// A memory store starts empty: it holds whatever it is given.
-    fn claim(&mut self, _source: Option<&str>) -> Result<(), Error> {
-        Ok(())
+    /// A memory store starts empty, so it takes any stream first, and then only
+    /// that one for as long as the process lives.
+    fn claim(&mut self, source: Option<&str>) -> Result<(), Error> {
+        let mut data = self.data.write().expect("memory lock");
+        match (data.source.as_deref(), source) {
+            (recorded, source) if recorded == source => Ok(()),
+            (None, Some(source)) => {
+                data.source = Some(source.to_string());
+                Ok(())
+            }
+            (None, None) => Ok(()),
+            (Some(recorded), source) => Err(Error::Unavailable(format!(
+                "--memory: this server holds {recorded}, not {}: restart it",
+                source.unwrap_or("reports of its own")
+            ))),
+        }
     }
 }
 

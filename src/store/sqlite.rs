@@ -33,9 +33,10 @@ CREATE TABLE IF NOT EXISTS reports (
     message TEXT NOT NULL,
     report_id TEXT NOT NULL UNIQUE
 );
--- Seqs of a stream's messages that hold no report (a duplicate beyond the
--- stream's window, a message that is not a report): only when materialising.
-CREATE TABLE IF NOT EXISTS skipped (seq INTEGER PRIMARY KEY);
+-- Ranges of a stream's seqs that hold no report and no run (a duplicate beyond
+-- the stream's window, a message that is not a report, messages the stream no
+-- longer has): only when materialising a stream.
+CREATE TABLE IF NOT EXISTS skipped (first INTEGER PRIMARY KEY, last INTEGER NOT NULL);
 -- What the reports came from: absent for a server of its own, else the stream.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 /// The writer connection.
 pub(super) struct SqliteWriter {
     connection: Connection,
+    /// The highest seq taken (by a report, a run's message or a hole), once read.
+    taken: Option<u64>,
 }
 
 /// The reader connection.
@@ -70,7 +73,10 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
     )
     .map_err(failed)?;
     Ok((
-        SqliteWriter { connection },
+        SqliteWriter {
+            connection,
+            taken: None,
+        },
         SqliteReader {
             connection: Mutex::new(reader),
         },
@@ -98,14 +104,16 @@ impl Writer for SqliteWriter {
         // seqs have no gaps but the skipped ones (rowids are max + 1; nothing is
         // ever deleted; a failed commit inserts nothing; a stream's run message
         // sits just before its run's first_seq): its count is its largest seq -
-        // first_seq + 1 - the skipped seqs below that, one index lookup each per
-        // run, so loading is O(runs · log n), not O(runs²).
+        // first_seq + 1 - the skipped seqs below that, one index lookup per run
+        // (plus the skipped ranges, rare), so loading is O(runs · log n), not
+        // O(runs²).
         let mut largest = self
             .connection
             .prepare("SELECT max(seq) FROM reports WHERE seq < ?1")?;
-        let mut skipped = self
-            .connection
-            .prepare("SELECT count(*) FROM skipped WHERE seq >= ?1 AND seq <= ?2")?;
+        let mut skipped = self.connection.prepare(
+            "SELECT coalesce(sum(min(last, ?2) - max(first, ?1) + 1), 0)
+                 FROM skipped WHERE first <= ?2 AND last >= ?1",
+        )?;
         let ends: Vec<u64> = runs
             .iter()
             .skip(1)
@@ -135,7 +143,7 @@ impl Writer for SqliteWriter {
     fn last_seq(&mut self) -> Result<u64, Error> {
         Ok(self.connection.query_row(
             "SELECT max((SELECT coalesce(max(seq), 0) FROM reports),
-                        (SELECT coalesce(max(seq), 0) FROM skipped),
+                        (SELECT coalesce(max(last), 0) FROM skipped),
                         (SELECT coalesce(max(first_seq) - 1, 0) FROM runs))",
             [],
             |row| row.get(0),
@@ -143,10 +151,11 @@ impl Writer for SqliteWriter {
     }
 
     fn skip(&mut self, seq: u64) -> Result<(), Error> {
-        self.connection.execute(
-            "INSERT OR IGNORE INTO skipped (seq) VALUES (?1)",
-            [sql_seq(seq)],
-        )?;
+        let taken = self.taken()?;
+        if seq > taken {
+            record_skipped(&self.connection, taken + 1, seq)?;
+            self.taken = Some(seq);
+        }
         Ok(())
     }
 
@@ -186,14 +195,25 @@ impl Writer for SqliteWriter {
         started_unix_nano: i64,
         first_seq: u64,
     ) -> Result<u64, Error> {
-        self.connection.execute(
+        // A stream's run message sits at first_seq - 1; seqs the stream no longer
+        // has before it are skipped.
+        let taken = self.taken()?;
+        let transaction = self.connection.transaction()?;
+        if first_seq > taken + 2 {
+            record_skipped(&transaction, taken + 1, first_seq - 2)?;
+        }
+        transaction.execute(
             "INSERT INTO runs (name, started_unix_nano, first_seq) VALUES (?1, ?2, ?3)",
             params![name, started_unix_nano, first_seq],
         )?;
-        Ok(self.connection.last_insert_rowid() as u64)
+        let id = transaction.last_insert_rowid() as u64;
+        transaction.commit()?;
+        self.taken = Some(taken.max(first_seq - 1));
+        Ok(id)
     }
 
     fn insert(&mut self, reports: Vec<Report>) -> Result<(Vec<Inserted>, Vec<u64>), Error> {
+        let mut taken = self.taken()?;
         let transaction = self.connection.transaction()?;
         let mut outcomes = Vec::with_capacity(reports.len());
         {
@@ -203,11 +223,14 @@ impl Writer for SqliteWriter {
                  VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (report_id) DO NOTHING",
             )?;
-            let mut skip =
-                transaction.prepare_cached("INSERT OR IGNORE INTO skipped (seq) VALUES (?1)")?;
             let mut existing =
                 transaction.prepare_cached("SELECT seq, run FROM reports WHERE report_id = ?1")?;
             for mut report in reports {
+                let given = report.seq;
+                if given > taken + 1 {
+                    // Seqs the stream no longer has.
+                    record_skipped(&transaction, taken + 1, given - 1)?;
+                }
                 let inserted = insert.execute(params![
                     report.run,
                     report.time_unix_nano,
@@ -216,14 +239,17 @@ impl Writer for SqliteWriter {
                     report.event as i32,
                     report.message,
                     report.report_id,
-                    (report.seq != 0).then(|| sql_seq(report.seq)),
+                    (given != 0).then(|| sql_seq(given)),
                 ])?;
                 if inserted == 1 {
                     report.seq = transaction.last_insert_rowid() as u64;
+                    taken = taken.max(report.seq);
                     outcomes.push(Inserted::New(Arc::new(report)));
                 } else {
-                    if report.seq != 0 {
-                        skip.execute([sql_seq(report.seq)])?;
+                    if given != 0 {
+                        // A second copy of an id: its seq holds nothing.
+                        record_skipped(&transaction, given, given)?;
+                        taken = taken.max(given);
                     }
                     let (seq, run) = existing
                         .query_row([&report.report_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -232,8 +258,34 @@ impl Writer for SqliteWriter {
             }
         }
         transaction.commit()?;
+        self.taken = Some(taken);
         Ok((outcomes, Vec::new()))
     }
+}
+
+impl SqliteWriter {
+    /// The highest seq taken, read once and then kept current by every write.
+    fn taken(&mut self) -> Result<u64, Error> {
+        match self.taken {
+            Some(taken) => Ok(taken),
+            None => {
+                let taken = self.last_seq()?;
+                self.taken = Some(taken);
+                Ok(taken)
+            }
+        }
+    }
+}
+
+/// Records that seqs `first..=last` hold no report and no run.
+fn record_skipped(connection: &Connection, first: u64, last: u64) -> Result<(), Error> {
+    connection
+        .prepare_cached(
+            "INSERT INTO skipped (first, last) VALUES (?1, ?2)
+             ON CONFLICT (first) DO UPDATE SET last = max(last, excluded.last)",
+        )?
+        .execute([sql_seq(first), sql_seq(last)])?;
+    Ok(())
 }
 
 /// The columns of a report, in the order [`report_from_row`] reads them.

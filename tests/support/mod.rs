@@ -207,6 +207,17 @@ impl BinaryServer {
     }
 }
 
+/// A server left running by a failed test is killed, so that it neither outlives
+/// the test run nor holds its output pipe open.
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The `http://…` address a server child prints on its first line of stdout.
 /// Panics after [`START_DEADLINE`] (killing the child) if no line came: a server
 /// that hangs before listening must fail the test, not hang CI.
