@@ -416,14 +416,37 @@ async fn bench(settings: Settings) {
         );
     }
     let samples = if settings.rounds == 1 { 200 } else { 2_000 };
-    let (same, elsewhere) = ack_to_visible(&targets[3].url, &other.url, samples).await;
+    let [acked, same, elsewhere] = visibility(&targets[3].url, &other.url, samples).await;
+    println!("\n{samples} reports one at a time to \"nats\", times from sending each (ms):");
+    for (what, times) in [
+        ("its ACK", &acked),
+        ("in the other server's live stream", &elsewhere),
+        ("in its own live stream", &same),
+    ] {
+        let times = sorted(times.clone());
+        println!(
+            "  {what:>34}: p50 {:.2}, p99 {:.2}",
+            percentile(&times, 0.50),
+            percentile(&times, 0.99)
+        );
+    }
+    let later: Vec<Duration> = elsewhere
+        .iter()
+        .zip(&acked)
+        .map(|(seen, acked)| seen.saturating_sub(*acked))
+        .collect();
     println!(
-        "\nACK to visible, {samples} reports one at a time to \"nats\": in the other \
-         server's live stream p50 {:.2} ms, p99 {:.2} ms; in its own p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&elsewhere, 0.50),
-        percentile(&elsewhere, 0.99),
-        percentile(&same, 0.50),
-        percentile(&same, 0.99),
+        "  visible on the other server after the ACK (the same report): p50 {:.2}, p99 {:.2}; \
+         before it in {:.0}% of reports",
+        percentile(&sorted(later.clone()), 0.50),
+        percentile(&sorted(later), 0.99),
+        100.0
+            * elsewhere
+                .iter()
+                .zip(&acked)
+                .filter(|(seen, acked)| seen < acked)
+                .count() as f64
+            / samples as f64
     );
     drop(nats);
     println!(
@@ -486,10 +509,16 @@ async fn watch_stream(
     }
 }
 
-/// Sends `samples` reports one at a time to `url` (a `--nats` server) and times
-/// each from its ACK to its seq showing in the live stream of `url` itself and of
-/// `other`; returns (same server, other server), sorted.
-async fn ack_to_visible(url: &str, other: &str, samples: usize) -> (Vec<Duration>, Vec<Duration>) {
+fn sorted(mut times: Vec<Duration>) -> Vec<Duration> {
+    times.sort();
+    times
+}
+
+/// Sends `samples` reports one at a time to `url` (a `--nats` server), timing each
+/// from its sending to its ACK, to its seq showing in the live stream of `url`
+/// itself and in that of `other`. Returns those three, per report in sending
+/// order (sort before taking percentiles).
+async fn visibility(url: &str, other: &str, samples: usize) -> [Vec<Duration>; 3] {
     let mut watchers = Vec::new();
     for server in [url, other] {
         let (ready, started) = tokio::sync::oneshot::channel();
@@ -501,38 +530,50 @@ async fn ack_to_visible(url: &str, other: &str, samples: usize) -> (Vec<Duration
     let mut stub = PerformanceStatsClient::connect(url.to_string())
         .await
         .unwrap();
-    let mut acked = std::collections::HashMap::new();
+    let mut sent = Vec::with_capacity(samples);
+    let mut acked = Vec::with_capacity(samples);
     for _ in 0..samples {
+        let at = Instant::now();
         let ack = stub
             .report_stat(report("visible"))
             .await
             .unwrap()
             .into_inner();
-        acked.insert(ack.seq, Instant::now());
+        acked.push(at.elapsed());
+        sent.push((ack.seq, at));
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let mut results = Vec::new();
+    let order: std::collections::HashMap<u64, usize> = sent
+        .iter()
+        .enumerate()
+        .map(|(index, (seq, _))| (*seq, index))
+        .collect();
+    let mut seen = Vec::new();
     for (mut receiver, task) in watchers {
-        let mut latencies = Vec::new();
+        let mut times = vec![None; samples];
+        let mut missing = samples;
         support::within(
             Duration::from_secs(60),
             "every ACKed report to show in the live streams",
             async {
-                while latencies.len() < samples {
+                while missing > 0 {
                     let (seq, at) = receiver.recv().await.expect("the live stream ended");
-                    if let Some(acked_at) = acked.get(&seq) {
-                        latencies.push(at.saturating_duration_since(*acked_at));
+                    if let Some(index) = order.get(&seq)
+                        && times[*index].is_none()
+                    {
+                        times[*index] = Some(at.saturating_duration_since(sent[*index].1));
+                        missing -= 1;
                     }
                 }
             },
         )
         .await;
         task.abort();
-        latencies.sort();
-        results.push(latencies);
+        seen.push(times.into_iter().map(Option::unwrap).collect::<Vec<_>>());
     }
-    let elsewhere = results.pop().unwrap();
-    (results.pop().unwrap(), elsewhere)
+    let elsewhere = seen.pop().unwrap();
+    let same = seen.pop().unwrap();
+    [acked, same, elsewhere]
 }
 
 /// `--drive URL MODE SECONDS`: only drive an already running server (for profiling
