@@ -448,6 +448,31 @@ async fn bench(settings: Settings) {
                 .count() as f64
             / samples as f64
     );
+    let stream_end = support::metric(&other.url, None, "perfstats_stream_applied_seq")
+        .await
+        .unwrap_or(0.0) as u64;
+    let started = Instant::now();
+    let late = Target::replicated("nats-c", &nats.urls());
+    support::within(
+        Duration::from_secs(600),
+        "a new server to apply the whole stream",
+        async {
+            while (support::metric(&late.url, None, "perfstats_stream_applied_seq")
+                .await
+                .unwrap_or(0.0) as u64)
+                < stream_end
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        },
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "\na new --nats server (SQLite) applied the whole stream, {stream_end} messages, in \
+         {took:.2} s from its start: {:.0} messages/s",
+        stream_end as f64 / took
+    );
     drop(nats);
     println!(
         "\nRSS after {} reports (fresh servers):",
