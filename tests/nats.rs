@@ -378,6 +378,30 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
 async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
     let cluster = NatsCluster::start(1).await;
     let dir = tempfile::tempdir().unwrap();
+    // A database of a server of its own is refused, and makes no stream.
+    let own = dir.path().join("own.db");
+    let own = own.to_str().unwrap();
+    let alone = BinaryServer::start(&["--db", own]);
+    Client::connect_lazy(&alone.url)
+        .unwrap()
+        .send_performance_stat(PerformanceData::new(
+            0,
+            "1f",
+            Event::NewBlockReceived,
+            "own",
+        ))
+        .await
+        .unwrap();
+    assert!(alone.terminate().success());
+    let refused = refuse_to_serve(&cluster, own);
+    assert!(refused.contains("of its own"), "{refused}");
+    let nats = async_nats::connect(cluster.url(0)).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats);
+    assert!(
+        jetstream.get_stream("PERFSTATS").await.is_err(),
+        "a refused server made the stream"
+    );
+
     let db = dir.path().join("old.db");
     let db = db.to_str().unwrap();
     let old = serve(&cluster, &["--db", db]);
@@ -402,8 +426,6 @@ async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
 
     // Someone deletes the stream: the server does not make it again (it would
     // restart at seq 1, below what this store applied), so writes stop.
-    let nats = async_nats::connect(cluster.url(0)).await.unwrap();
-    let jetstream = async_nats::jetstream::new(nats);
     jetstream.delete_stream("PERFSTATS").await.unwrap();
     wait_until(
         CATCH_UP_DEADLINE,
@@ -433,7 +455,15 @@ async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
     assert!(old_reports.contains("\"old\""), "{old_reports}");
     // Restarted on the same database, it says why it cannot serve the stream.
     old.kill9();
-    let restarted = support::output_within(
+    let said = refuse_to_serve(&cluster, db);
+    assert!(said.contains("NATS stream PERFSTATS (id "), "{said}");
+    new.terminate();
+}
+
+/// Runs `perfstats serve --db DB --nats …`, which must exit 1 at once saying to use
+/// another database file; returns what it said.
+fn refuse_to_serve(cluster: &NatsCluster, db: &str) -> String {
+    let output = support::output_within(
         std::process::Command::new(env!("CARGO_BIN_EXE_perfstats")).args([
             "serve",
             "--listen",
@@ -444,10 +474,10 @@ async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
             &cluster.urls(),
         ]),
         CATCH_UP_DEADLINE,
-        "perfstats to refuse a database of another stream",
+        "perfstats to refuse a database of something else",
     );
-    assert!(!restarted.status.success());
-    let said = String::from_utf8_lossy(&restarted.stderr);
+    let said = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "{said}");
     assert!(said.contains("another database file"), "{said}");
-    new.terminate();
+    said
 }

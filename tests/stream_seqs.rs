@@ -208,3 +208,35 @@ async fn a_memory_store_holds_one_stream_for_its_life() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_resent_backlog_of_duplicates_is_one_skipped_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("backlog.db");
+    {
+        let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
+        store
+            .append(vec![report(1, "a"), report(2, "b"), report(3, "c")])
+            .await
+            .unwrap();
+        // The same three ids again, past the stream's window, then a new one.
+        for (seq, id) in [(4, "a"), (5, "b"), (6, "c")] {
+            store.append(vec![report(seq, id)]).await.unwrap();
+        }
+        store.skip(7).await.unwrap();
+        store.append(vec![report(8, "d")]).await.unwrap();
+        store.close().await;
+    }
+    let ranges: Vec<(u64, u64)> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT first, last FROM skipped ORDER BY first")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ranges, [(4, 7)]);
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db))).unwrap();
+    assert_eq!(store.runs()[0].reports, 4);
+    assert_eq!(seqs_of(&store, 1).await, [1, 2, 3, 8]);
+}

@@ -317,14 +317,22 @@ async fn run_server(serve: Serve) -> Result<(), String> {
             "--new-run: with --nats, start runs with POST /api/runs (for every server)".into(),
         );
     }
+    // The run asked for starts only once the database is known to be this
+    // server's own: a stream's database must not get a run of this server alone.
     let store = Store::open(StoreConfig {
         backend,
-        new_run: serve.new_run,
+        new_run: None,
         observer: metrics.clone(),
     })
     .map_err(|error| error.to_string())?;
     let cluster = if serve.nats.is_empty() {
         store.claim(None).await.map_err(|error| error.to_string())?;
+        if let Some(name) = serve.new_run {
+            store
+                .new_run(Some(name))
+                .await
+                .map_err(|error| error.to_string())?;
+        }
         None
     } else {
         let mut config = ClusterConfig::new(serve.nats);

@@ -28,7 +28,11 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
     let mut failures: u32 = 0;
     loop {
         let before = cluster.store.applied();
-        match follow(&cluster).await {
+        let stop = tokio::select! {
+            stop = follow(&cluster) => stop,
+            () = cluster.store.closed() => Stop::Closed,
+        };
+        match stop {
             Stop::Refused(error) => {
                 // Writes published now would never show here: refuse them.
                 cluster
@@ -49,7 +53,10 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
                     "following the stream again: {why}"
                 );
                 let pause = Duration::from_millis(100).saturating_mul(failures);
-                tokio::time::sleep(pause.min(MAX_PAUSE)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(pause.min(MAX_PAUSE)) => {}
+                    () = cluster.store.closed() => return,
+                }
             }
         }
     }

@@ -51,6 +51,9 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often a run's start is published again (same message id, so at most one
 /// run) when JetStream's ack does not come.
 const RUN_PUBLISH_ATTEMPTS: usize = 3;
+/// Setups in a row that must find the stream ending below what this store applied
+/// before it is refused for good.
+const SHORT_READINGS_TO_REFUSE: u32 = 3;
 /// The stream metadata key holding the id a perfstats server gave the stream when
 /// it made it: what a store records as the stream it holds.
 const STREAM_ID_KEY: &str = "perfstats-stream-id";
@@ -104,6 +107,8 @@ pub struct Cluster {
     stream_last: AtomicU64,
     /// Whether the stream's state was ever seen (else the lag is unknown).
     seen: AtomicBool,
+    /// Setups in a row that found the stream ending below what was applied.
+    short_readings: std::sync::atomic::AtomicU32,
     /// Whether writes can go to the stream now (for health checks).
     writable: watch::Sender<bool>,
 }
@@ -164,6 +169,7 @@ impl Cluster {
             answering: AtomicBool::new(false),
             stream_last: AtomicU64::new(0),
             seen: AtomicBool::new(false),
+            short_readings: std::sync::atomic::AtomicU32::new(0),
             writable: watch::channel(false).0,
         });
         match tokio::time::timeout(FIRST_CONTACT, cluster.setup()).await {
@@ -198,13 +204,23 @@ impl Cluster {
         let stream = match self.jetstream.get_stream(name).await {
             Ok(stream) => stream,
             Err(error) if is_not_found(&error.kind()) => {
-                let applied = self.store.applied();
-                if applied > 0 {
-                    // Made again, it would start at seq 1: this store is past that.
-                    return Err(SetupError::Unreachable(format!(
-                        "stream {name} does not exist, but this store applied it up to seq \
-                         {applied}: restore the stream, or start with another --db"
-                    )));
+                // Only a store that holds nothing yet may make the stream: one that
+                // applied a stream would mix two histories (a stream made again
+                // starts at seq 1), one of a server of its own has its own seqs.
+                match self.store.source().await.map_err(SetupError::Refused)? {
+                    (None, false) => {}
+                    (None, true) => {
+                        return Err(SetupError::Refused(Error::Unavailable(format!(
+                            "--db: this database holds reports of a server of its own, not \
+                             of NATS stream {name}: use another database file"
+                        ))));
+                    }
+                    (Some(held), _) => {
+                        return Err(SetupError::Unreachable(format!(
+                            "stream {name} does not exist, but this store holds {held}: \
+                             restore the stream, or start with another --db"
+                        )));
+                    }
                 }
                 let made = self
                     .jetstream
@@ -262,12 +278,22 @@ impl Cluster {
             .map_err(SetupError::Refused)?;
         let applied = self.store.applied();
         if info.state.last_sequence < applied {
-            return Err(SetupError::Refused(Error::Unavailable(format!(
-                "stream {name} ends at seq {}, but this store applied it up to seq {applied}: \
-                 the stream lost messages; start with another --db",
+            // Refused only when it stays so: one reading from a leader just elected
+            // is not proof that the stream lost messages.
+            let readings = self.short_readings.fetch_add(1, Ordering::AcqRel) + 1;
+            let why = format!(
+                "stream {name} ends at seq {}, but this store applied it up to seq {applied}",
                 info.state.last_sequence
-            ))));
+            );
+            return Err(if readings >= SHORT_READINGS_TO_REFUSE {
+                SetupError::Refused(Error::Unavailable(format!(
+                    "{why}: the stream lost messages; start with another --db"
+                )))
+            } else {
+                SetupError::Unreachable(why)
+            });
         }
+        self.short_readings.store(0, Ordering::Release);
         self.saw(info.state.last_sequence);
         self.answering.store(true, Ordering::Release);
         Ok(stream)
@@ -391,10 +417,19 @@ impl Cluster {
             };
             match published {
                 Ok(ack) => break ack,
-                Err(error) if attempt == RUN_PUBLISH_ATTEMPTS => {
-                    return Err(self.publish_failed(&error));
+                // Only a lost ack is worth another attempt, and only while the
+                // stream still takes writes.
+                Err(error)
+                    if attempt < RUN_PUBLISH_ATTEMPTS
+                        && matches!(
+                            error.kind(),
+                            PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
+                        )
+                        && self.can_write() =>
+                {
+                    tracing::debug!(%error, attempt, "publishing a run's start again");
                 }
-                Err(error) => tracing::debug!(%error, attempt, "publishing a run's start again"),
+                Err(error) => return Err(self.publish_failed(&error)),
             }
         };
         self.saw(ack.sequence);

@@ -279,6 +279,12 @@ impl Writer for MemoryWriter {
         Ok(())
     }
 
+    fn source(&mut self) -> Result<(Option<String>, bool), Error> {
+        let data = self.data.read().expect("memory lock");
+        let reports = data.reports.iter().any(|kept| !kept.is_hole());
+        Ok((data.source.clone(), reports))
+    }
+
     /// A memory store starts empty, so it takes any stream first, and then only
     /// that one for as long as the process lives.
     fn claim(&mut self, source: Option<&str>) -> Result<(), Error> {

@@ -121,6 +121,9 @@ trait Writer: Send {
     /// was created; `None`: reports of this server's own), recording a source in a
     /// store without reports; an error names both.
     fn claim(&mut self, source: Option<&str>) -> Result<(), Error>;
+    /// The stream this store holds, if it recorded one, and whether it holds any
+    /// report.
+    fn source(&mut self) -> Result<(Option<String>, bool), Error>;
 }
 
 /// What became of one report handed to [`Writer::insert`].
@@ -198,6 +201,8 @@ struct Core {
     last_seq: AtomicU64,
     /// The highest seq taken, by a report, a run message or a hole.
     applied: watch::Sender<u64>,
+    /// Becomes true when the store is closed.
+    closed: watch::Sender<bool>,
     observer: Arc<dyn CommitObserver>,
     analyses: Analyses,
 }
@@ -236,6 +241,7 @@ impl Store {
             feed: broadcast::channel(FEED_CAPACITY).0,
             last_seq,
             applied: watch::channel(taken).0,
+            closed: watch::channel(false).0,
             observer: config.observer,
             analyses: Analyses::new(current.id, analysis),
         });
@@ -312,6 +318,21 @@ impl Store {
         })
         .await
         .map_err(|error| Error::Unavailable(format!("store: claim failed: {error}")))?
+    }
+
+    /// The stream this store holds (as [`Store::claim`] recorded it), if any, and
+    /// whether it holds any report.
+    pub async fn source(&self) -> Result<(Option<String>, bool), Error> {
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || core.writer.lock().expect("writer lock").source())
+            .await
+            .map_err(|error| Error::Unavailable(format!("store: read failed: {error}")))?
+    }
+
+    /// Completes once [`Store::close`] was called.
+    pub async fn closed(&self) {
+        let mut closed = self.core.closed.subscribe();
+        let _ = closed.wait_for(|closed| *closed).await;
     }
 
     /// The highest seq taken so far, by a report, a run's start or a hole.
@@ -429,6 +450,7 @@ impl Store {
     /// Stores everything queued before this call; appends after it fail with
     /// `UNAVAILABLE`.
     pub async fn close(&self) {
+        self.core.closed.send_replace(true);
         let queued = self.core.queue.lock().expect("queue lock").take();
         if let Some(queued) = queued {
             let core = self.core.clone();

@@ -46,7 +46,12 @@ pub(super) struct SqliteWriter {
     connection: Connection,
     /// The highest seq taken (by a report, a run's message or a hole), once read.
     taken: Option<u64>,
+    /// The last range of skipped seqs, once read (`Some(None)`: there is none).
+    last_hole: Option<Hole>,
 }
+
+/// The last range of skipped seqs, `(first, last)`, if any.
+type Hole = Option<(u64, u64)>;
 
 /// The reader connection.
 pub(super) struct SqliteReader {
@@ -76,6 +81,7 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
         SqliteWriter {
             connection,
             taken: None,
+            last_hole: None,
         },
         SqliteReader {
             connection: Mutex::new(reader),
@@ -110,9 +116,13 @@ impl Writer for SqliteWriter {
         let mut largest = self
             .connection
             .prepare("SELECT max(seq) FROM reports WHERE seq < ?1")?;
+        // Ranges do not overlap: those starting inside, and the one before that
+        // reaches in; both found through the key.
         let mut skipped = self.connection.prepare(
             "SELECT coalesce(sum(min(last, ?2) - max(first, ?1) + 1), 0)
-                 FROM skipped WHERE first <= ?2 AND last >= ?1",
+             FROM skipped
+             WHERE first BETWEEN ?1 AND ?2
+                OR (first = (SELECT max(first) FROM skipped WHERE first < ?1) AND last >= ?1)",
         )?;
         let ends: Vec<u64> = runs
             .iter()
@@ -153,10 +163,27 @@ impl Writer for SqliteWriter {
     fn skip(&mut self, seq: u64) -> Result<(), Error> {
         let taken = self.taken()?;
         if seq > taken {
-            record_skipped(&self.connection, taken + 1, seq)?;
+            let mut hole = self.last_hole()?;
+            record_skipped(&self.connection, &mut hole, taken + 1, seq)?;
             self.taken = Some(seq);
+            self.last_hole = Some(hole);
         }
         Ok(())
+    }
+
+    fn source(&mut self) -> Result<(Option<String>, bool), Error> {
+        let recorded = self
+            .connection
+            .query_row("SELECT value FROM meta WHERE key = 'source'", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let reports = self
+            .connection
+            .query_row("SELECT 1 FROM reports LIMIT 1", [], |_| Ok(()))
+            .optional()?
+            .is_some();
+        Ok((recorded, reports))
     }
 
     fn claim(&mut self, source: Option<&str>) -> Result<(), Error> {
@@ -198,9 +225,10 @@ impl Writer for SqliteWriter {
         // A stream's run message sits at first_seq - 1; seqs the stream no longer
         // has before it are skipped.
         let taken = self.taken()?;
+        let mut hole = self.last_hole()?;
         let transaction = self.connection.transaction()?;
         if first_seq > taken + 2 {
-            record_skipped(&transaction, taken + 1, first_seq - 2)?;
+            record_skipped(&transaction, &mut hole, taken + 1, first_seq - 2)?;
         }
         transaction.execute(
             "INSERT INTO runs (name, started_unix_nano, first_seq) VALUES (?1, ?2, ?3)",
@@ -209,11 +237,13 @@ impl Writer for SqliteWriter {
         let id = transaction.last_insert_rowid() as u64;
         transaction.commit()?;
         self.taken = Some(taken.max(first_seq - 1));
+        self.last_hole = Some(hole);
         Ok(id)
     }
 
     fn insert(&mut self, reports: Vec<Report>) -> Result<(Vec<Inserted>, Vec<u64>), Error> {
         let mut taken = self.taken()?;
+        let mut hole = self.last_hole()?;
         let transaction = self.connection.transaction()?;
         let mut outcomes = Vec::with_capacity(reports.len());
         {
@@ -229,7 +259,7 @@ impl Writer for SqliteWriter {
                 let given = report.seq;
                 if given > taken + 1 {
                     // Seqs the stream no longer has.
-                    record_skipped(&transaction, taken + 1, given - 1)?;
+                    record_skipped(&transaction, &mut hole, taken + 1, given - 1)?;
                 }
                 let inserted = insert.execute(params![
                     report.run,
@@ -248,7 +278,7 @@ impl Writer for SqliteWriter {
                 } else {
                     if given != 0 {
                         // A second copy of an id: its seq holds nothing.
-                        record_skipped(&transaction, given, given)?;
+                        record_skipped(&transaction, &mut hole, given, given)?;
                         taken = taken.max(given);
                     }
                     let (seq, run) = existing
@@ -259,11 +289,29 @@ impl Writer for SqliteWriter {
         }
         transaction.commit()?;
         self.taken = Some(taken);
+        self.last_hole = Some(hole);
         Ok((outcomes, Vec::new()))
     }
 }
 
 impl SqliteWriter {
+    /// The last range of skipped seqs, read once and then kept current.
+    fn last_hole(&mut self) -> Result<Hole, Error> {
+        if let Some(hole) = self.last_hole {
+            return Ok(hole);
+        }
+        let hole = self
+            .connection
+            .query_row(
+                "SELECT first, last FROM skipped ORDER BY first DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        self.last_hole = Some(hole);
+        Ok(hole)
+    }
+
     /// The highest seq taken, read once and then kept current by every write.
     fn taken(&mut self) -> Result<u64, Error> {
         match self.taken {
@@ -277,14 +325,29 @@ impl SqliteWriter {
     }
 }
 
-/// Records that seqs `first..=last` hold no report and no run.
-fn record_skipped(connection: &Connection, first: u64, last: u64) -> Result<(), Error> {
-    connection
-        .prepare_cached(
-            "INSERT INTO skipped (first, last) VALUES (?1, ?2)
-             ON CONFLICT (first) DO UPDATE SET last = max(last, excluded.last)",
-        )?
-        .execute([sql_seq(first), sql_seq(last)])?;
+/// Records that seqs `first..=last` (all above any recorded) hold no report and no
+/// run: the last range `hole` grows when they follow it (a resent backlog of
+/// duplicates is one row, not one per report), else a new range starts.
+fn record_skipped(
+    connection: &Connection,
+    hole: &mut Hole,
+    first: u64,
+    last: u64,
+) -> Result<(), Error> {
+    match *hole {
+        Some((start, end)) if end + 1 == first => {
+            connection
+                .prepare_cached("UPDATE skipped SET last = ?2 WHERE first = ?1")?
+                .execute([sql_seq(start), sql_seq(last)])?;
+            *hole = Some((start, last));
+        }
+        _ => {
+            connection
+                .prepare_cached("INSERT INTO skipped (first, last) VALUES (?1, ?2)")?
+                .execute([sql_seq(first), sql_seq(last)])?;
+            *hole = Some((first, last));
+        }
+    }
     Ok(())
 }
 
