@@ -240,3 +240,25 @@ async fn a_resent_backlog_of_duplicates_is_one_skipped_range() {
     assert_eq!(store.runs()[0].reports, 4);
     assert_eq!(seqs_of(&store, 1).await, [1, 2, 3, 8]);
 }
+
+#[tokio::test]
+async fn a_streams_database_gets_no_run_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stream.db");
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
+    store
+        .claim(Some("NATS stream S (id 1)".into()))
+        .await
+        .unwrap();
+    store.close().await;
+    let refused = Store::open(StoreConfig {
+        new_run: Some("local".into()),
+        ..StoreConfig::new(Backend::Sqlite(db.clone()))
+    })
+    .err()
+    .expect("a local run in a stream's database")
+    .to_string();
+    assert!(refused.contains("POST /api/runs"), "{refused}");
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(db))).unwrap();
+    assert_eq!(store.runs().len(), 1, "nothing was added");
+}

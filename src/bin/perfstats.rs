@@ -317,22 +317,16 @@ async fn run_server(serve: Serve) -> Result<(), String> {
             "--new-run: with --nats, start runs with POST /api/runs (for every server)".into(),
         );
     }
-    // The run asked for starts only once the database is known to be this
-    // server's own: a stream's database must not get a run of this server alone.
+    // A stream's database refuses --new-run (Store::open) and serving without --nats
+    // (claim): it gets runs from the stream only.
     let store = Store::open(StoreConfig {
         backend,
-        new_run: None,
+        new_run: serve.new_run,
         observer: metrics.clone(),
     })
     .map_err(|error| error.to_string())?;
     let cluster = if serve.nats.is_empty() {
         store.claim(None).await.map_err(|error| error.to_string())?;
-        if let Some(name) = serve.new_run {
-            store
-                .new_run(Some(name))
-                .await
-                .map_err(|error| error.to_string())?;
-        }
         None
     } else {
         let mut config = ClusterConfig::new(serve.nats);

@@ -225,6 +225,14 @@ impl Store {
         let mut runs = Runs {
             all: writer.load_runs()?,
         };
+        if config.new_run.is_some()
+            && let (Some(held), _) = writer.source()?
+        {
+            // A stream's database gets runs from the stream only.
+            return Err(Error::Unavailable(format!(
+                "--new-run: this database holds {held}; start runs with POST /api/runs"
+            )));
+        }
         if config.new_run.is_some() || runs.all.is_empty() {
             start_run(writer.as_mut(), &mut runs, config.new_run)?;
         }
