@@ -342,7 +342,7 @@ impl Cluster {
     /// JetStream already had its id (then the original's sequence).
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
         if !self.can_write() {
-            return Err(self.unavailable(&"NATS cannot be reached"));
+            return Err(self.unavailable(&"writes cannot reach it now (NATS unreachable, no stream leader, or the stream refused by this store: see the log)"));
         }
         let mut receipts = Vec::with_capacity(reports.len());
         let mut in_flight = VecDeque::with_capacity(PUBLISH_WINDOW.min(reports.len()));
@@ -393,7 +393,7 @@ impl Cluster {
     /// applied here (so the answer has its id).
     pub async fn new_run(&self, name: Option<String>) -> Result<RunInfo, Error> {
         if !self.can_write() {
-            return Err(self.unavailable(&"NATS cannot be reached"));
+            return Err(self.unavailable(&"writes cannot reach it now (NATS unreachable, no stream leader, or the stream refused by this store: see the log)"));
         }
         let name = name.map(|name| name.trim().to_string());
         if let Some(name) = &name {
