@@ -436,3 +436,29 @@ async fn an_empty_entry_is_refused_naming_it() {
         text(&refused.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_commands_pass_over_a_server_that_never_answers() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let live = support::spawn_server().await;
+    let addrs = format!("{silent_url},{}", live.url());
+    let started = std::time::Instant::now();
+    let runs = perfstats(&["runs", "--addr", &addrs], &[]).await;
+    assert!(runs.status.success(), "{}", text(&runs.stderr));
+    assert!(
+        text(&runs.stdout).contains("run-1"),
+        "{}",
+        text(&runs.stdout)
+    );
+    println!("runs past a silent server took {:?}", started.elapsed());
+    holder.abort();
+    live.stop().await;
+}

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 /// How long connecting to one of several servers may take before the next is tried.
 const FAILOVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one of several servers may take to answer (its status and headers;
+/// a stream's body may follow for as long as it lasts) before the next is asked.
+const FAILOVER_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// GETs from one server, or from the first of several that answers, with an
 /// optional bearer token.
@@ -184,11 +187,22 @@ impl HttpClient {
         let request = request
             .body(Empty::new())
             .map_err(|error| failed(None, format!("{url}: {error}")))?;
-        let response = self
-            .inner
-            .request(request)
-            .await
-            .map_err(|error| failed(None, format!("{url}: {}", with_causes(&error))))?;
+        let response = self.inner.request(request);
+        // With others to ask, a server that accepts and never answers is passed over.
+        let response = if self.bases.len() > 1 {
+            tokio::time::timeout(FAILOVER_ANSWER_TIMEOUT, response)
+                .await
+                .map_err(|_| {
+                    failed(
+                        None,
+                        format!("{url}: no answer within {FAILOVER_ANSWER_TIMEOUT:?}"),
+                    )
+                })?
+        } else {
+            response.await
+        };
+        let response =
+            response.map_err(|error| failed(None, format!("{url}: {}", with_causes(&error))))?;
         let status = response.status();
         let body = Body(response.into_body());
         if status.is_success() {
