@@ -102,26 +102,18 @@ struct Target {
 }
 
 impl Target {
-    /// `perfstats serve --db TMP --nats URLS`.
+    /// `perfstats serve --db TMP --nats URLS` (its warnings about following the
+    /// stream again are left out).
     fn replicated(name: &'static str, urls: &str) -> Target {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_perfstats"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--nats", urls, "--db"])
-            .arg(tmp.path().join("bench.db"))
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let url = support::announced_url(&mut child);
-        Target {
-            name,
-            child,
-            url,
-            _dir: Some(tmp),
-        }
+        Self::spawn(name, &["--nats", urls])
     }
 
     fn start(name: &'static str) -> Target {
+        Self::spawn(name, &[])
+    }
+
+    /// The no-op server, `--memory`, or SQLite with `extra` arguments.
+    fn spawn(name: &'static str, extra: &[&str]) -> Target {
         let mut dir = None;
         let mut command = match name {
             "noop" => {
@@ -139,11 +131,12 @@ impl Target {
                     command.arg("--db").arg(tmp.path().join("bench.db"));
                     dir = Some(tmp);
                 }
+                command.args(extra);
                 command
             }
         };
         let mut child = command
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if extra.is_empty() { "warn" } else { "error" })
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

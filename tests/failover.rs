@@ -141,15 +141,7 @@ async fn a_batch_also_moves_past_a_dead_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_that_times_out_moves_the_next_one_on() {
-    // Accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let (silent_url, holder) = silent_server().await;
     let live = support::spawn_server().await;
     let client = Client::connect_lazy(&format!("{silent_url},{}", live.url()))
         .unwrap()
@@ -275,6 +267,20 @@ async fn a_reporter_delivers_everything_when_its_server_stops_midway() {
     assert!(!on_second.is_empty(), "the second took over");
     assert_each_once(&messages, &[&on_first, &on_second]);
     second.stop().await;
+}
+
+/// A server that accepts connections and never answers: its URL, and the task
+/// holding its connections (abort it to let them go).
+async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, holder)
 }
 
 /// Runs `perfstats ARGS…` with only the given PERFSTATS_* variables set, in a
@@ -439,15 +445,7 @@ async fn an_empty_entry_is_refused_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_commands_pass_over_a_server_that_never_answers() {
-    // Accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let (silent_url, holder) = silent_server().await;
     let live = support::spawn_server().await;
     let addrs = format!("{silent_url},{}", live.url());
     let started = std::time::Instant::now();

@@ -53,6 +53,16 @@ async fn writable(url: &str) -> bool {
     stream_metric(url, "perfstats_stream_writable").await == Some(1.0)
 }
 
+/// Waits until the server at `url` can write to the stream.
+async fn reaches_the_stream(url: &str) {
+    wait_until(
+        CATCH_UP_DEADLINE,
+        &format!("{url} to reach the stream"),
+        async || writable(url).await,
+    )
+    .await
+}
+
 async fn get_text(url: &str) -> String {
     let response = http().get(url).send().await.unwrap();
     assert_eq!(response.status(), 200, "GET {url}");
@@ -115,12 +125,7 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
     let a = serve(&cluster, &["--db", &db_a]);
     let b = serve(&cluster, &["--memory"]);
     for url in [&a.url, &b.url] {
-        wait_until(
-            CATCH_UP_DEADLINE,
-            "each server to reach the stream",
-            async || writable(url).await,
-        )
-        .await;
+        reaches_the_stream(url).await;
     }
 
     // Half the clients prefer A, half B; each fails over to the other.
@@ -246,12 +251,7 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
     let a = serve(&cluster, &["--memory"]);
     let b = serve(&cluster, &["--memory"]);
     for url in [&a.url, &b.url] {
-        wait_until(
-            CATCH_UP_DEADLINE,
-            "each server to reach the stream",
-            async || writable(url).await,
-        )
-        .await;
+        reaches_the_stream(url).await;
         assert_eq!(health(url).await, ServingStatus::Serving);
     }
 
@@ -405,12 +405,7 @@ async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
     let db = dir.path().join("old.db");
     let db = db.to_str().unwrap();
     let old = serve(&cluster, &["--db", db]);
-    wait_until(
-        CATCH_UP_DEADLINE,
-        "the server to reach the stream",
-        async || writable(&old.url).await,
-    )
-    .await;
+    reaches_the_stream(&old.url).await;
     let client = Client::connect_lazy(&old.url)
         .unwrap()
         .with_policy(RetryPolicy::never());
@@ -440,12 +435,7 @@ async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
 
     // A new server makes a new stream; the old one still refuses to mix it in.
     let new = serve(&cluster, &["--memory"]);
-    wait_until(
-        CATCH_UP_DEADLINE,
-        "the new server to make the stream",
-        async || writable(&new.url).await,
-    )
-    .await;
+    reaches_the_stream(&new.url).await;
     let refused = client
         .send_performance_stat(PerformanceData::new(0, "1f", Event::NewBlockReceived, "x"))
         .await
