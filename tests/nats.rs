@@ -237,6 +237,9 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
     // Both servers answer the same.
     let export_a = get_text(&format!("{}/api/export?format=ndjson", a.url)).await;
     assert!(export_a == export_b, "the two servers' exports differ");
+    let runs = |url: &str| format!("{url}/api/runs");
+    let (runs_a, runs_b) = (get_text(&runs(&a.url)).await, get_text(&runs(&b.url)).await);
+    assert_eq!(runs_a, runs_b, "the servers' runs differ");
     let analysis_a = get_text(&format!("{}/api/analysis", a.url)).await;
     let analysis_b = get_text(&format!("{}/api/analysis", b.url)).await;
     let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();

@@ -276,6 +276,12 @@ impl Cluster {
             .claim(Some(format!("NATS stream {name} ({identity})")))
             .await
             .map_err(SetupError::Refused)?;
+        // The run a store makes when it opens empty is dated by the stream, the
+        // same on every server (each store made it at its own start).
+        self.store
+            .date_first_run(info.created.unix_timestamp_nanos() as i64)
+            .await
+            .map_err(|error| unreachable(&error))?;
         let applied = self.store.applied();
         if info.state.last_sequence < applied {
             // Refused only when it stays so: one reading from a leader just elected

@@ -279,6 +279,11 @@ impl Writer for MemoryWriter {
         Ok(())
     }
 
+    /// Runs are kept by the store itself: nothing to record here.
+    fn set_run_start(&mut self, _id: u64, _started_unix_nano: i64) -> Result<(), Error> {
+        Ok(())
+    }
+
     fn source(&mut self) -> Result<(Option<String>, bool), Error> {
         let data = self.data.read().expect("memory lock");
         let reports = data.reports.iter().any(|kept| !kept.is_hole());

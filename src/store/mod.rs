@@ -124,6 +124,8 @@ trait Writer: Send {
     /// The stream this store holds, if it recorded one, and whether it holds any
     /// report.
     fn source(&mut self) -> Result<(Option<String>, bool), Error>;
+    /// Records that run `id` started at `started_unix_nano`.
+    fn set_run_start(&mut self, id: u64, started_unix_nano: i64) -> Result<(), Error>;
 }
 
 /// What became of one report handed to [`Writer::insert`].
@@ -326,6 +328,31 @@ impl Store {
         })
         .await
         .map_err(|error| Error::Unavailable(format!("store: claim failed: {error}")))?
+    }
+
+    /// Gives the first run, while it is the only one and has no reports, this start
+    /// time: a stream's creation time, so that every server applying the stream
+    /// shows the run it made when it opened empty the same way.
+    pub async fn date_first_run(&self, started_unix_nano: i64) -> Result<(), Error> {
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = core.writer.lock().expect("writer lock");
+            let mut runs = core.runs.write().expect("runs lock");
+            match runs.all.as_mut_slice() {
+                [only]
+                    if only.reports == 0
+                        && only.evicted == 0
+                        && only.started_unix_nano != started_unix_nano =>
+                {
+                    writer.set_run_start(only.id, started_unix_nano)?;
+                    only.started_unix_nano = started_unix_nano;
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|error| Error::Unavailable(format!("store: update failed: {error}")))?
     }
 
     /// The stream this store holds (as [`Store::claim`] recorded it), if any, and

@@ -171,6 +171,14 @@ impl Writer for SqliteWriter {
         Ok(())
     }
 
+    fn set_run_start(&mut self, id: u64, started_unix_nano: i64) -> Result<(), Error> {
+        self.connection.execute(
+            "UPDATE runs SET started_unix_nano = ?2 WHERE id = ?1",
+            params![id, started_unix_nano],
+        )?;
+        Ok(())
+    }
+
     fn source(&mut self) -> Result<(Option<String>, bool), Error> {
         let recorded = self
             .connection
