@@ -480,16 +480,7 @@ async fn bench(settings: Settings) {
 
 /// Waits until the `--nats` server at `url` can write to the stream.
 async fn wait_writable(url: &str) {
-    support::within(
-        Duration::from_secs(60),
-        "the --nats server to reach the stream",
-        async {
-            while support::metric(url, None, "perfstats_stream_writable").await != Some(1.0) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        },
-    )
-    .await
+    support::nats::reaches_the_stream(url, Duration::from_secs(60)).await
 }
 
 /// The seqs of the live stream (SSE) of the server at `url`, each with when it was

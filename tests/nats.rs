@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::nats::NatsCluster;
-use support::{BinaryServer, http, metric, within};
+use support::nats::{NatsCluster, writable};
+use support::{BinaryServer, http, metric, wait_until, within};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -26,16 +26,6 @@ const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 const LOAD_DEADLINE: Duration = Duration::from_secs(240);
 /// The gRPC service whose health says whether writes are served.
 const INGEST_SERVICE: &str = "perfstats.v1.PerformanceStats";
-
-/// Polls `check` every 50 ms until it is true; panics after `limit` saying `what`.
-async fn wait_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    within(limit, what, async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-}
 
 /// `perfstats serve STORE… --nats URLS` on 127.0.0.1:0.
 fn serve(cluster: &NatsCluster, store: &[&str]) -> BinaryServer {
@@ -49,18 +39,9 @@ async fn stream_metric(url: &str, name: &str) -> Option<f64> {
     metric(url, None, name).await
 }
 
-async fn writable(url: &str) -> bool {
-    stream_metric(url, "perfstats_stream_writable").await == Some(1.0)
-}
-
 /// Waits until the server at `url` can write to the stream.
 async fn reaches_the_stream(url: &str) {
-    wait_until(
-        CATCH_UP_DEADLINE,
-        &format!("{url} to reach the stream"),
-        async || writable(url).await,
-    )
-    .await
+    support::nats::reaches_the_stream(url, CATCH_UP_DEADLINE).await
 }
 
 async fn get_text(url: &str) -> String {

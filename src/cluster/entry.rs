@@ -4,30 +4,32 @@
 
 use crate::pb::Event;
 use crate::report::Report;
+use async_nats::Subject;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
-/// The subjects of a stream's two kinds of message.
+/// The subjects of a stream's two kinds of message (cheap to clone, as every
+/// publish does).
 #[derive(Debug, Clone)]
 pub struct Subjects {
     /// Where reports go.
-    pub reports: String,
+    pub reports: Subject,
     /// Where runs start.
-    pub runs: String,
+    pub runs: Subject,
 }
 
 impl Subjects {
     /// The subjects of the stream named `stream`.
     pub fn of(stream: &str) -> Subjects {
         Subjects {
-            reports: format!("{stream}.reports"),
-            runs: format!("{stream}.runs"),
+            reports: Subject::from(format!("{stream}.reports")),
+            runs: Subject::from(format!("{stream}.runs")),
         }
     }
 
     /// Every subject the stream takes.
     pub fn all(&self) -> Vec<String> {
-        vec![self.reports.clone(), self.runs.clone()]
+        vec![self.reports.to_string(), self.runs.to_string()]
     }
 }
 
@@ -89,7 +91,7 @@ pub enum Entry {
 
 /// Reads the message at stream sequence `seq` on `subject`.
 pub fn decode(subjects: &Subjects, subject: &str, seq: u64, body: &[u8]) -> Entry {
-    if subject == subjects.reports {
+    if subject == subjects.reports.as_str() {
         match serde_json::from_slice::<ReportMessage>(body) {
             Ok(message) => match Event::from_str_name(&message.event) {
                 Some(event) => Entry::Report(Report {
@@ -106,7 +108,7 @@ pub fn decode(subjects: &Subjects, subject: &str, seq: u64, body: &[u8]) -> Entr
             },
             Err(error) => Entry::Other(format!("not a report: {error}")),
         }
-    } else if subject == subjects.runs {
+    } else if subject == subjects.runs.as_str() {
         match serde_json::from_slice::<RunMessage>(body) {
             Ok(run) => Entry::Run(run),
             Err(error) => Entry::Other(format!("not a run: {error}")),

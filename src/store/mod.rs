@@ -387,7 +387,7 @@ impl Store {
 
     /// Whether [`Store::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.core.queue.lock().expect("queue lock").is_none()
+        *self.core.closed.borrow()
     }
 
     /// Checks that `name` may name a new run: the rules, and not taken.

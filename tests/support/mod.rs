@@ -268,6 +268,17 @@ pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Polls `check` every 50 ms until it is true; panics after `limit` saying what it
+/// waited for.
+pub async fn wait_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    within(limit, what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
 /// The resident set size of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

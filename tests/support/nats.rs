@@ -487,3 +487,18 @@ fn config(node: &Node, nodes: &[Node]) -> String {
     }
     config
 }
+
+/// Whether the `--nats` perfstats at `url` can write to its stream now (its
+/// `perfstats_stream_writable` in `/metrics`).
+pub async fn writable(url: &str) -> bool {
+    super::metric(url, None, "perfstats_stream_writable").await == Some(1.0)
+}
+
+/// Waits until the `--nats` perfstats at `url` can write to its stream, at most
+/// `limit`.
+pub async fn reaches_the_stream(url: &str, limit: Duration) {
+    super::wait_until(limit, &format!("{url} to reach the stream"), async || {
+        writable(url).await
+    })
+    .await
+}
