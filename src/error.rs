@@ -6,6 +6,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::fmt;
 
+/// What a client refused for a spent budget is told to wait before trying again,
+/// seconds (HTTP `Retry-After`).
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -88,7 +92,7 @@ impl From<Error> for tonic::Status {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Error::Busy(text) = self {
-            let retry = crate::server::RETRY_AFTER_SECONDS.to_string();
+            let retry = RETRY_AFTER_SECONDS.to_string();
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(axum::http::header::RETRY_AFTER, retry)],

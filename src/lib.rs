@@ -3,33 +3,46 @@
 //! server, which stores them durably and shows them on a dashboard on the same port.
 //!
 //! # Layout
-//! - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
-//! - [`event`]: event names in every accepted spelling, and report validation.
-//! - [`error`]: the service's error type and its mapping to gRPC and HTTP.
-//! - [`report`]: the stored report type and time helpers (shared by all below).
+//! Layers point one way: each imports only those above it in this list.
+//! - Foundations, which import nothing of the crate above themselves:
+//!   - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
+//!   - [`event`]: event names in every accepted spelling, and report validation.
+//!   - [`error`]: the service's error type and its mapping to gRPC and HTTP.
+//!   - [`report`]: the stored report type and time helpers.
+//!   - [`intern`]: names kept once and referred to by dense ids (senders, winners).
+//!   - `pem`: PEM files and the crypto provider, for server and client TLS alike.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run
-//!   distributions, timeline counts: the definitions as a fold, and the same kept
-//!   current at ingest (`analysis::live`).
-//! - [`store`]: the group-committing writer, SQLite and memory backends, runs, reads,
-//!   each run's live analysis; tells a `CommitObserver` what it commits.
+//!   distributions, timeline counts, comparisons: the definitions as a fold, and the
+//!   same kept current at ingest ([`analysis::live`]).
+//! - [`store`]: runs of reports, group commit, SQLite and memory backends, reads,
+//!   each run's live analysis; tells a [`store::CommitObserver`] what it commits;
+//!   [`store::Applier`] for a server applying a shared stream.
 //! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics` (the
 //!   store's observer).
-//! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
-//!   the HTTP API, the embedded dashboard, tokens.
+//! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes;
+//!   the terminal commands' HTTP client.
+//! - [`cluster`]: servers sharing one replicated NATS JetStream stream: setting it up,
+//!   publishing writes to it, applying it to the local store in order, health.
 //! - [`writes`]: where accepted writes go: the store, or the shared stream.
-//! - [`cluster`]: servers sharing one replicated NATS JetStream stream: publishing
-//!   writes to it, applying it to the local store in order.
-//! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes.
-//! - `src/bin/perfstats.rs`: the command line (`serve`, `report`, `tail`, `export`, `runs`).
+//! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
+//!   the HTTP API (one file a resource), the embedded dashboard, tokens, browser
+//!   rules, TLS, connection budgets.
+//! - [`serve`]: `perfstats serve` as one call: a config in, the server assembled
+//!   (store, stream, TLS, tokens, budgets) and run until shutdown.
+//! - `src/bin/perfstats.rs`: the command line (`serve`, `report`, `tail`, `export`,
+//!   `runs`, `compare`): parses, sets up tracing, binds, calls the library.
 
 pub mod analysis;
 pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod event;
+pub mod intern;
 pub mod metrics;
 pub mod pb;
+pub(crate) mod pem;
 pub mod report;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod writes;

@@ -140,7 +140,7 @@ impl Metrics {
 
     /// The exposition: every metric, with the SSE subscriber count and the current
     /// run's propagation latencies (its whole-run distributions, O(buckets) each).
-    pub fn encode(&self, now: Now, propagation: &[(RoundKind, &Distribution)]) -> String {
+    pub fn encode(&self, gauges: Gauges, propagation: &[(RoundKind, &Distribution)]) -> String {
         let mut registry = Registry::default();
         registry.register(
             "perfstats_reports_stored",
@@ -173,20 +173,20 @@ impl Metrics {
             self.commit_seconds.clone(),
         );
         let held = Gauge::<i64>::default();
-        held.set(now.stream_text_bytes as i64);
+        held.set(gauges.stream_text_bytes as i64);
         registry.register(
             "perfstats_stream_text_bytes",
             "Text reserved by open ReportStats calls (counts against --max-stream-text)",
             held,
         );
         let gauge = Gauge::<i64>::default();
-        gauge.set(now.subscribers as i64);
+        gauge.set(gauges.subscribers as i64);
         registry.register(
             "perfstats_sse_subscribers",
             "Open live-stream (SSE) subscribers",
             gauge,
         );
-        if let Some(stream) = now.stream {
+        if let Some(stream) = gauges.stream {
             let gauge = |value: u64| {
                 let gauge = Gauge::<i64>::default();
                 gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
@@ -223,7 +223,7 @@ impl Metrics {
 
 /// What is going on at the moment of a scrape.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Now {
+pub struct Gauges {
     /// Open live-stream (SSE) subscribers.
     pub subscribers: usize,
     /// Bytes of text reserved by open `ReportStats` calls.
@@ -321,7 +321,7 @@ mod tests {
         latencies.add(20_000_000);
         latencies.add(40_000_000);
         latencies.add_max(40_000_000);
-        let now = Now {
+        let now = Gauges {
             subscribers: 3,
             stream_text_bytes: 7,
             stream: None,

@@ -42,6 +42,7 @@ async fn apply_a_stream(store: &Store) -> u64 {
         .await
         .unwrap();
     let run = store
+        .applier()
         .new_run_at(3, Some("second".into()), 77)
         .await
         .unwrap();
@@ -56,9 +57,9 @@ async fn apply_a_stream(store: &Store) -> u64 {
         "the store refuses a second copy of an id"
     );
     assert_eq!(receipts[1].seq, 1, "a duplicate names the original");
-    store.skip(6).await.unwrap();
+    store.applier().skip(6).await.unwrap();
     store.append(vec![report(7, "d")]).await.unwrap();
-    assert_eq!(store.applied(), 7);
+    assert_eq!(store.applier().applied(), 7);
     run.id
 }
 
@@ -83,13 +84,17 @@ async fn sqlite_keeps_stream_seqs_counts_and_resume_point_across_restarts() {
     let source = "NATS stream S created at 1 ns".to_string();
     let second = {
         let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
-        store.claim(Some(source.clone())).await.unwrap();
+        store.applier().claim(Some(source.clone())).await.unwrap();
         let second = apply_a_stream(&store).await;
         store.close().await;
         second
     };
     let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
-    assert_eq!(store.applied(), 7, "resumes after the last message applied");
+    assert_eq!(
+        store.applier().applied(),
+        7,
+        "resumes after the last message applied"
+    );
     let runs = store.runs();
     assert_eq!(
         (runs[0].reports, runs[1].reports),
@@ -97,14 +102,15 @@ async fn sqlite_keeps_stream_seqs_counts_and_resume_point_across_restarts() {
         "holes (the run message, the duplicate, the stranger) are not counted"
     );
     assert_eq!(seqs_of(&store, second).await, [4, 7]);
-    store.claim(Some(source.clone())).await.unwrap();
+    store.applier().claim(Some(source.clone())).await.unwrap();
     // A trailing hole is remembered too.
-    store.skip(8).await.unwrap();
+    store.applier().skip(8).await.unwrap();
     store.close().await;
     let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
-    assert_eq!(store.applied(), 8);
+    assert_eq!(store.applier().applied(), 8);
 
     let other = store
+        .applier()
         .claim(Some("NATS stream S created at 2 ns".into()))
         .await
         .unwrap_err()
@@ -113,7 +119,7 @@ async fn sqlite_keeps_stream_seqs_counts_and_resume_point_across_restarts() {
         other.contains("created at 1 ns") && other.contains("created at 2 ns"),
         "{other}"
     );
-    let own = store.claim(None).await.unwrap_err().to_string();
+    let own = store.applier().claim(None).await.unwrap_err().to_string();
     assert!(own.contains("of its own"), "{own}");
 }
 
@@ -122,9 +128,10 @@ async fn a_database_of_its_own_refuses_a_stream_but_an_empty_one_takes_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("own.db");
     let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
-    store.claim(None).await.unwrap();
+    store.applier().claim(None).await.unwrap();
     store.append(vec![report(0, "x")]).await.unwrap();
     let refused = store
+        .applier()
         .claim(Some("NATS stream S created at 1 ns".into()))
         .await
         .unwrap_err()
@@ -133,6 +140,7 @@ async fn a_database_of_its_own_refuses_a_stream_but_an_empty_one_takes_it() {
 
     let empty = Store::open(StoreConfig::new(Backend::Sqlite(dir.path().join("new.db")))).unwrap();
     empty
+        .applier()
         .claim(Some("NATS stream S created at 1 ns".into()))
         .await
         .unwrap();
@@ -141,11 +149,19 @@ async fn a_database_of_its_own_refuses_a_stream_but_an_empty_one_takes_it() {
 #[tokio::test]
 async fn a_stream_run_with_a_taken_or_bad_name_gets_the_default_everywhere() {
     let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 10 })).unwrap();
-    let taken = store.new_run_at(1, Some("run-1".into()), 5).await.unwrap();
+    let taken = store
+        .applier()
+        .new_run_at(1, Some("run-1".into()), 5)
+        .await
+        .unwrap();
     assert_eq!(taken.name.as_ref(), "run-2");
-    let digits = store.new_run_at(2, Some("123".into()), 6).await.unwrap();
+    let digits = store
+        .applier()
+        .new_run_at(2, Some("123".into()), 6)
+        .await
+        .unwrap();
     assert_eq!(digits.name.as_ref(), "run-3");
-    assert_eq!(store.applied(), 2);
+    assert_eq!(store.applier().applied(), 2);
     assert!(store.check_new_run_name("run-3").is_err());
     assert!(store.check_new_run_name("fresh").is_ok());
 }
@@ -163,9 +179,9 @@ async fn seqs_the_stream_no_longer_has_are_holes_on_both_backends() {
             .append(vec![report(1, "a"), report(2, "b"), report(10, "c")])
             .await
             .unwrap();
-        let second = store.new_run_at(12, None, 5).await.unwrap();
+        let second = store.applier().new_run_at(12, None, 5).await.unwrap();
         store.append(vec![report(13, "d")]).await.unwrap();
-        assert_eq!(store.applied(), 13);
+        assert_eq!(store.applier().applied(), 13);
         assert_eq!(seqs_of(&store, 1).await, [1, 2, 10]);
         assert_eq!(seqs_of(&store, second.id).await, [13]);
         let counts: Vec<u64> = store.runs().iter().map(|run| run.reports).collect();
@@ -176,7 +192,7 @@ async fn seqs_the_stream_no_longer_has_are_holes_on_both_backends() {
     let store = Store::open(StoreConfig::new(Backend::Sqlite(db))).unwrap();
     let counts: Vec<u64> = store.runs().iter().map(|run| run.reports).collect();
     assert_eq!(counts, [3, 1]);
-    assert_eq!(store.applied(), 13);
+    assert_eq!(store.applier().applied(), 13);
 }
 
 #[tokio::test]
@@ -190,15 +206,24 @@ async fn a_gap_longer_than_the_memory_bound_evicts_instead_of_filling() {
     assert_eq!(seqs_of(&store, 1).await, [10_000_000]);
     let run = &store.runs()[0];
     assert_eq!((run.reports, run.evicted), (1, 2));
-    assert_eq!(store.applied(), 10_000_000);
+    assert_eq!(store.applier().applied(), 10_000_000);
 }
 
 #[tokio::test]
 async fn a_memory_store_holds_one_stream_for_its_life() {
     let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 5 })).unwrap();
-    store.claim(Some("stream A".into())).await.unwrap();
-    store.claim(Some("stream A".into())).await.unwrap();
+    store
+        .applier()
+        .claim(Some("stream A".into()))
+        .await
+        .unwrap();
+    store
+        .applier()
+        .claim(Some("stream A".into()))
+        .await
+        .unwrap();
     let refused = store
+        .applier()
         .claim(Some("stream B".into()))
         .await
         .unwrap_err()
@@ -223,7 +248,7 @@ async fn a_resent_backlog_of_duplicates_is_one_skipped_range() {
         for (seq, id) in [(4, "a"), (5, "b"), (6, "c")] {
             store.append(vec![report(seq, id)]).await.unwrap();
         }
-        store.skip(7).await.unwrap();
+        store.applier().skip(7).await.unwrap();
         store.append(vec![report(8, "d")]).await.unwrap();
         store.close().await;
     }
@@ -247,6 +272,7 @@ async fn a_streams_database_gets_no_run_of_its_own() {
     let db = dir.path().join("stream.db");
     let store = Store::open(StoreConfig::new(Backend::Sqlite(db.clone()))).unwrap();
     store
+        .applier()
         .claim(Some("NATS stream S (id 1)".into()))
         .await
         .unwrap();

@@ -6,24 +6,20 @@ use clap::{Args, Parser, Subcommand};
 use perfstats::client::http::HttpClient;
 use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
-use perfstats::cluster::{self as cluster, Cluster, ClusterConfig};
-use perfstats::metrics::{DEFAULT_MAX_SENDER_LABELS, Metrics};
-use perfstats::server::connections::{DEFAULT_MAX_CONNECTIONS, raise_descriptor_limit};
+use perfstats::cluster::{self as cluster, ClusterConfig};
+use perfstats::metrics::DEFAULT_MAX_SENDER_LABELS;
+use perfstats::serve::{ServeConfig, Service, TlsFiles};
+use perfstats::server::connections::DEFAULT_MAX_CONNECTIONS;
 use perfstats::server::{
-    AllowedHosts, DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS,
-    LimitsConfig, Options, ServerTls, Tokens,
+    DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS, LimitsConfig, Tokens,
 };
-use perfstats::store::{Backend, Store, StoreConfig};
+use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// How long shutdown may take before the process gives up on open connections.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Telemetry for peer-to-peer test networks: nodes report events over gRPC, people
 /// watch them on a dashboard on the same port.
@@ -299,97 +295,68 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
+/// `serve`: the library assembles the server; this binds and waits for a signal.
 async fn run_server(serve: Serve) -> Result<(), String> {
-    match raise_descriptor_limit() {
-        Ok(limit) => tracing::debug!(limit, "open descriptors allowed"),
-        Err(error) => tracing::warn!("cannot read the descriptor limit: {error}"),
-    }
-    let backend = if serve.memory {
-        Backend::Memory {
-            max_reports: serve.max_reports,
-        }
-    } else {
-        Backend::Sqlite(serve.db)
-    };
-    let metrics = Arc::new(Metrics::new(serve.metrics_max_senders));
-    if !serve.nats.is_empty() && serve.new_run.is_some() {
-        return Err(
-            "--new-run: with --nats, start runs with POST /api/runs (for every server)".into(),
-        );
-    }
-    // A stream's database refuses --new-run (Store::open) and serving without --nats
-    // (claim): it gets runs from the stream only.
-    let store = Store::open(StoreConfig {
-        backend,
-        new_run: serve.new_run,
-        observer: metrics.clone(),
-    })
-    .map_err(|error| error.to_string())?;
-    let cluster = if serve.nats.is_empty() {
-        store.claim(None).await.map_err(|error| error.to_string())?;
-        None
-    } else {
-        let mut config = ClusterConfig::new(serve.nats);
-        config.stream = serve.nats_stream;
-        config.dedupe_window = serve.nats_dedupe_window;
-        if let Some(replicas) = serve.nats_replicas {
-            config.replicas = replicas;
-        }
-        Some(
-            Cluster::start(config, store.clone())
-                .await
-                .map_err(|error| error.to_string())?,
-        )
-    };
-    let tls = match (&serve.tls_cert, &serve.tls_key) {
-        (Some(cert), Some(key)) => Some(ServerTls::from_files(
-            cert,
-            key,
-            serve.client_ca.as_deref(),
-        )?),
-        _ => None,
-    };
-    let listener = TcpListener::bind(serve.listen)
+    let listen = serve.listen;
+    let service = Service::open(serve.into_config()).await?;
+    let listener = TcpListener::bind(listen)
         .await
-        .map_err(|error| format!("cannot listen on {}: {error}", serve.listen))?;
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
     let address = listener.local_addr().map_err(|error| error.to_string())?;
-    let run = store.current_run();
-    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "perfstats listening on {scheme}://{address} (run {:?})",
-        run.name
+        "perfstats listening on {}://{address} (run {:?})",
+        service.scheme(),
+        service.current_run().name
     );
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = Options {
-        tokens: Tokens {
-            write: serve.token.filter(|token| !token.is_empty()),
-            read: serve.read_token.filter(|token| !token.is_empty()),
-        },
-        metrics,
-        allowed_hosts: AllowedHosts::new(&serve.allow_host),
-        tls,
-        limits: LimitsConfig {
-            max_subscribers: serve.max_subscribers,
-            max_exports: serve.max_exports,
-            max_stream_text: serve.max_stream_text,
-            max_connections: serve.max_connections,
-        },
-        cluster,
-    };
-    let server = perfstats::server::run(listener, store, options, async {
-        let _ = stopped.await;
-    });
-    tokio::pin!(server);
-    tokio::select! {
-        served = &mut server => return served.map_err(|error| error.to_string()),
-        () = shutdown_signal() => {}
+    service.run(listener, shutdown_signal()).await
+}
+
+impl Serve {
+    /// What the library needs to assemble the server.
+    fn into_config(self) -> ServeConfig {
+        let backend = if self.memory {
+            Backend::Memory {
+                max_reports: self.max_reports,
+            }
+        } else {
+            Backend::Sqlite(self.db)
+        };
+        let cluster = (!self.nats.is_empty()).then(|| {
+            let mut config = ClusterConfig::new(self.nats);
+            config.stream = self.nats_stream;
+            config.dedupe_window = self.nats_dedupe_window;
+            if let Some(replicas) = self.nats_replicas {
+                config.replicas = replicas;
+            }
+            config
+        });
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate,
+                key,
+                client_ca: self.client_ca,
+            }),
+            _ => None,
+        };
+        ServeConfig {
+            backend,
+            new_run: self.new_run,
+            tokens: Tokens {
+                write: self.token,
+                read: self.read_token,
+            },
+            metrics_max_senders: self.metrics_max_senders,
+            limits: LimitsConfig {
+                max_subscribers: self.max_subscribers,
+                max_exports: self.max_exports,
+                max_stream_text: self.max_stream_text,
+                max_connections: self.max_connections,
+            },
+            allow_hosts: self.allow_host,
+            tls,
+            cluster,
+        }
     }
-    tracing::info!("shutting down: finishing in-flight requests and storing what is queued");
-    let _ = stopping.send(());
-    tokio::time::timeout(SHUTDOWN_GRACE, server)
-        .await
-        .map_err(|_| format!("shutdown took longer than {SHUTDOWN_GRACE:?}; exiting"))?
-        .map_err(|error| error.to_string())
 }
 
 async fn shutdown_signal() {

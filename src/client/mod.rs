@@ -95,7 +95,7 @@ impl ClientTls {
         certificate: Option<&Path>,
         key: Option<&Path>,
     ) -> Result<ClientTls, String> {
-        use crate::server::tls::read;
+        use crate::pem::read;
         let identity = match (certificate, key) {
             (Some(certificate), Some(key)) => {
                 Some((read(certificate, "--cert")?, read(key, "--key")?))
@@ -116,7 +116,7 @@ impl ClientTls {
 
     /// Checks the PEM texts parse, so that mistakes show before the first call.
     pub fn check(&self) -> Result<(), String> {
-        use crate::server::tls::{certificates, private_key, roots};
+        use crate::pem::{certificates, private_key, roots};
         match &self.ca {
             Some(ca) => drop(roots(ca, "--ca")?),
             None => {
@@ -134,7 +134,7 @@ impl ClientTls {
 
     /// The rustls client configuration (ring provider), offering `alpn`.
     pub(crate) fn rustls(&self, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
-        use crate::server::tls::{certificates, private_key, provider, roots};
+        use crate::pem::{certificates, private_key, provider, roots};
         let roots = match &self.ca {
             Some(ca) => roots(ca, "--ca")?,
             None => rustls::RootCertStore::empty(),

@@ -8,6 +8,7 @@ use super::entry::{self, Entry};
 use super::{Cluster, SetupError};
 use crate::error::Error;
 use crate::report::Report;
+use crate::store::Applier;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(1);
 pub(super) async fn run(cluster: Arc<Cluster>) {
     let mut failures: u32 = 0;
     loop {
-        let before = cluster.store.applied();
+        let before = cluster.applier.applied();
         let stop = tokio::select! {
             stop = follow(&cluster) => stop,
             () = cluster.store.closed() => Stop::Closed,
@@ -43,13 +44,13 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
             }
             Stop::Closed => return,
             Stop::Again(why) => {
-                failures = if cluster.store.applied() > before {
+                failures = if cluster.applier.applied() > before {
                     1
                 } else {
                     failures.saturating_add(1)
                 };
                 tracing::warn!(
-                    applied = cluster.store.applied(),
+                    applied = cluster.applier.applied(),
                     "following the stream again: {why}"
                 );
                 let pause = Duration::from_millis(100).saturating_mul(failures);
@@ -79,7 +80,7 @@ async fn follow(cluster: &Cluster) -> Stop {
         Err(SetupError::Refused(error)) => return Stop::Refused(error),
         Err(SetupError::Unreachable(why)) => return Stop::Again(why),
     };
-    let start = cluster.store.applied() + 1;
+    let start = cluster.applier.applied() + 1;
     let consumer = match stream
         .create_consumer(pull::Config {
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -149,13 +150,13 @@ async fn follow(cluster: &Cluster) -> Stop {
             }
             consumer_seq = info.consumer_sequence;
             let seq = info.stream_sequence;
-            cluster.saw(seq + info.pending);
+            cluster.note_stream_seq(seq + info.pending);
             entries.push((
                 seq,
                 entry::decode(&cluster.subjects, &message.subject, seq, &message.payload),
             ));
         }
-        if let Err(error) = apply(&cluster.store, entries).await {
+        if let Err(error) = apply(&cluster.applier, entries).await {
             return if cluster.store.is_closed() {
                 Stop::Closed
             } else {
@@ -178,34 +179,34 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Applies `entries` (in stream order) to `store`: runs of reports in one commit each.
-async fn apply(store: &crate::store::Store, entries: Vec<(u64, Entry)>) -> Result<(), Error> {
+/// Applies `entries` (in stream order) through `applier`: runs of reports in one commit each.
+async fn apply(applier: &Applier, entries: Vec<(u64, Entry)>) -> Result<(), Error> {
     let mut reports: Vec<Report> = Vec::new();
     for (seq, entry) in entries {
-        if seq <= store.applied() {
+        if seq <= applier.applied() {
             continue;
         }
         match entry {
             Entry::Report(report) => reports.push(report),
             Entry::Run(run) => {
-                flush(store, &mut reports).await?;
-                store
+                flush(applier, &mut reports).await?;
+                applier
                     .new_run_at(seq, run.name, run.started_unix_nano)
                     .await?;
             }
             Entry::Other(why) => {
-                flush(store, &mut reports).await?;
+                flush(applier, &mut reports).await?;
                 tracing::warn!(seq, "stream message is neither a report nor a run: {why}");
-                store.skip(seq).await?;
+                applier.skip(seq).await?;
             }
         }
     }
-    flush(store, &mut reports).await
+    flush(applier, &mut reports).await
 }
 
-async fn flush(store: &crate::store::Store, reports: &mut Vec<Report>) -> Result<(), Error> {
+async fn flush(applier: &Applier, reports: &mut Vec<Report>) -> Result<(), Error> {
     if !reports.is_empty() {
-        store.append(std::mem::take(reports)).await?;
+        applier.append(std::mem::take(reports)).await?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! ends, however it ends.
 
 use crate::error::Error;
+pub use crate::error::RETRY_AFTER_SECONDS;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,8 +20,6 @@ pub const DEFAULT_MAX_STREAM_TEXT: usize = 256 << 20;
 /// Store reads that catch lagging subscribers up, at once: one shared path, not a
 /// thread per subscriber.
 const CATCH_UP_READS: usize = 2;
-/// What a refused client is told to wait before trying again, seconds.
-pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 /// How large each budget is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,7 +126,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
             .as_ref()
             .is_some_and(ServerTls::client_certificates),
     });
-    let browsers = Arc::new(origin::Browsers {
+    let browsers = Arc::new(origin::BrowserRules {
         allowed: options.allowed_hosts.clone(),
         scheme: if options.tls.is_some() {
             "https"

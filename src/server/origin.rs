@@ -152,7 +152,7 @@ fn requested_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Option<&'a str> {
 
 /// The whole rule, without I/O: `Ok` for a request that may proceed. `scheme` is the
 /// server's (`http` or `https`).
-pub fn judge(
+pub fn apply_browser_rules(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -214,7 +214,7 @@ pub fn judge(
 
 /// The middleware's state.
 #[derive(Debug)]
-pub struct Browsers {
+pub struct BrowserRules {
     /// Names allowed besides IP literals and `localhost`.
     pub allowed: AllowedHosts,
     /// The server's scheme: `https` with TLS, else `http`.
@@ -226,11 +226,11 @@ pub struct Browsers {
 /// The middleware: refuses browser requests to a foreign `Host` and cross-origin
 /// browser writes, before anything else (tokens, handlers) sees them.
 pub async fn check(
-    State(browsers): State<Arc<Browsers>>,
+    State(browsers): State<Arc<BrowserRules>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match judge(
+    match apply_browser_rules(
         request.method(),
         request.uri(),
         request.headers(),
@@ -274,7 +274,7 @@ mod tests {
         pairs: &[(&str, &str)],
         allowed: &[&str],
     ) -> Result<(), &'static str> {
-        judge(
+        apply_browser_rules(
             &method,
             &Uri::from_static("/send"),
             &headers(pairs),
@@ -441,7 +441,7 @@ mod tests {
             Ok(())
         );
         // Over TLS, the origin's scheme is https.
-        let tls = judge(
+        let tls = apply_browser_rules(
             &Method::POST,
             &Uri::from_static("/send"),
             &headers(&[("host", "127.0.0.1:443"), ("origin", "https://127.0.0.1")]),
@@ -457,7 +457,7 @@ mod tests {
         let pairs = headers(&[("origin", "https://localhost:8443")]);
         let judged = |host: &str| {
             let uri: Uri = format!("https://{host}/api/runs").parse().unwrap();
-            judge(
+            apply_browser_rules(
                 &Method::POST,
                 &uri,
                 &pairs,
@@ -466,7 +466,7 @@ mod tests {
             )
         };
         assert_eq!(
-            judge(
+            apply_browser_rules(
                 &Method::POST,
                 &uri,
                 &pairs,
@@ -495,7 +495,7 @@ mod tests {
             )
             .route("/api/reports", get(|| async { "{}" }))
             .layer(axum::middleware::from_fn_with_state(
-                Arc::new(Browsers {
+                Arc::new(BrowserRules {
                     allowed: AllowedHosts::default(),
                     scheme: "http",
                     metrics: metrics.clone(),

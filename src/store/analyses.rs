@@ -3,16 +3,20 @@
 //! for, and the few most recently asked for are kept. Builds run one at a time, in
 //! a task of their own: a caller that goes away does not start a second build of
 //! the same run, and a build whose run was pushed out of the cache meanwhile is
-//! skipped.
+//! skipped. [`build_analysis`] builds one from the store's reports.
 
+use super::backend::Reader;
 use crate::analysis::live::LiveAnalysis;
 use crate::error::Error;
+use crate::report::Report;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{OnceCell, Semaphore};
 
 /// Older runs whose analysis is kept after being built (enough to compare two).
 const OLDER_KEPT: usize = 2;
+/// Reports read per step while an analysis is built from the store.
+const SCAN_PAGE: usize = 50_000;
 
 /// One run's analysis, shared by the committer and readers.
 pub type SharedAnalysis = Arc<RwLock<LiveAnalysis>>;
@@ -113,4 +117,43 @@ impl Analyses {
         task.await
             .map_err(|error| Error::Unavailable(format!("analysis: building failed: {error}")))?
     }
+}
+
+/// The analysis of the reports in `seqs`, read page by page on one thread while
+/// this one folds them in (on 2 cores, about twice as fast as one after the other).
+pub(super) fn build_analysis(
+    reader: &Arc<dyn Reader>,
+    seqs: std::ops::Range<u64>,
+) -> Result<LiveAnalysis, Error> {
+    let (pages, received) = std::sync::mpsc::sync_channel::<Vec<Report>>(2);
+    let scanner = {
+        let reader = reader.clone();
+        std::thread::Builder::new()
+            .name("perfstats-scan".into())
+            .spawn(move || -> Result<(), Error> {
+                let mut from = seqs.start;
+                while from < seqs.end {
+                    let mut page = Vec::with_capacity(SCAN_PAGE);
+                    let last = reader.scan(from..seqs.end, SCAN_PAGE, &mut |report| {
+                        page.push(report);
+                    })?;
+                    if last == 0 || pages.send(page).is_err() {
+                        break;
+                    }
+                    from = last + 1;
+                }
+                Ok(())
+            })
+            .map_err(|error| Error::Unavailable(format!("analysis: cannot scan: {error}")))?
+    };
+    let mut analysis = LiveAnalysis::default();
+    for page in received {
+        for report in &page {
+            analysis.add(report);
+        }
+    }
+    scanner
+        .join()
+        .map_err(|_| Error::Unavailable("analysis: the scan failed".into()))??;
+    Ok(analysis)
 }

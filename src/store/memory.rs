@@ -6,8 +6,10 @@
 //! 320 as `Arc<Report>`): senders interned, UUID report ids as 16 bytes, and the
 //! idempotency index keyed by a 64-bit hash of the id.
 
-use super::{Inserted, Query, Reader, RunInfo, Writer};
+use super::backend::{Inserted, Reader, Writer};
+use super::{Query, RunInfo};
 use crate::error::Error;
+use crate::intern::Interner;
 use crate::pb::Event;
 use crate::report::Report;
 use std::collections::{HashMap, VecDeque};
@@ -68,8 +70,7 @@ struct Data {
     /// Report id → seq, for the rare id whose hash another kept id already has.
     collided: HashMap<ReportId, u64, Hasher>,
     hasher: Hasher,
-    senders: Vec<Arc<str>>,
-    sender_index: HashMap<Arc<str>, u32, Hasher>,
+    senders: Interner,
     next_run: u64,
     /// The highest seq taken by a stream's run message or hole not kept yet
     /// (holes are kept when the next report comes).
@@ -156,24 +157,13 @@ impl Data {
         }
     }
 
-    fn intern(&mut self, sender: &str) -> u32 {
-        if let Some(index) = self.sender_index.get(sender) {
-            return *index;
-        }
-        let index = self.senders.len() as u32;
-        let sender: Arc<str> = sender.into();
-        self.senders.push(sender.clone());
-        self.sender_index.insert(sender, index);
-        index
-    }
-
     fn report(&self, seq: u64, kept: &Kept) -> Report {
         Report {
             seq,
             run: u64::from(kept.run),
             time_unix_nano: kept.time_unix_nano,
             received_unix_nano: kept.received_unix_nano,
-            sender: self.senders[kept.sender as usize].to_string(),
+            sender: self.senders.name(kept.sender).to_string(),
             event: kept.event,
             message: kept.message.to_string(),
             report_id: kept.report_id.to_text(),
@@ -249,7 +239,7 @@ impl Writer for MemoryWriter {
             data.fill_to(report.seq, self.max_reports, &mut evicted);
             report.seq = data.next_seq();
             data.remember(&report_id, report.seq);
-            let sender = data.intern(&report.sender);
+            let sender = data.senders.intern(&report.sender);
             data.reports.push_back(Kept {
                 run: u32::try_from(report.run).unwrap_or(u32::MAX),
                 sender,
@@ -328,8 +318,8 @@ impl Reader for MemoryReader {
     fn query(&self, query: &Query, seqs: std::ops::Range<u64>) -> Result<Vec<Arc<Report>>, Error> {
         let data = self.data.read().expect("memory lock");
         let sender = match &query.sender {
-            Some(name) => match data.sender_index.get(name.as_str()) {
-                Some(index) => Some(*index),
+            Some(name) => match data.senders.get(name) {
+                Some(id) => Some(id),
                 None => return Ok(Vec::new()),
             },
             None => None,
@@ -344,7 +334,7 @@ impl Reader for MemoryReader {
                 && sender.is_none_or(|sender| sender == kept.sender)
                 && query.event.is_none_or(|event| event == kept.event)
                 && text.is_none_or(|text| {
-                    kept.message.contains(text) || data.senders[kept.sender as usize].contains(text)
+                    kept.message.contains(text) || data.senders.name(kept.sender).contains(text)
                 })
                 && query
                     .time

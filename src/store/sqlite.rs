@@ -5,7 +5,8 @@
 //! being killed (the data is in the OS page cache before the commit returns); a
 //! power cut may lose the last few commits.
 
-use super::{Inserted, Query, Reader, RunInfo, Writer};
+use super::backend::{Inserted, Reader, Writer};
+use super::{Query, RunInfo};
 use crate::error::Error;
 use crate::pb::Event;
 use crate::report::Report;

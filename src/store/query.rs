@@ -1,42 +1,7 @@
-//! What the store answers besides reports: a run, a receipt, and the query that
-//! selects reports.
+//! [`Query`]: which reports of a run a read selects, and in what order.
 
 use crate::pb::Event;
 use crate::report::Report;
-use serde::Serialize;
-use std::sync::Arc;
-
-/// A run: one experiment's worth of reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunInfo {
-    /// Its id, from 1.
-    pub id: u64,
-    /// Its name, unique in the store.
-    pub name: Arc<str>,
-    /// When it was started.
-    pub started_unix_nano: i64,
-    /// How many reports it holds.
-    pub reports: u64,
-    /// How many of its reports the memory bound evicted (always 0 with SQLite).
-    pub evicted: u64,
-    /// The seq its first report has or will have: a run's reports are the
-    /// contiguous seqs from here to the next run's `first_seq`.
-    #[serde(skip)]
-    pub first_seq: u64,
-    /// Whether new reports go to it.
-    pub current: bool,
-}
-
-/// What the store says of one appended report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// Its seq (the original one for a duplicate).
-    pub seq: u64,
-    /// Whether its `report_id` was stored already, so nothing was stored now.
-    pub duplicate: bool,
-    /// The name of its run.
-    pub run: Arc<str>,
-}
 
 /// Which reports to read: those of one run between two seqs, oldest or newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,0 +1,202 @@
+//! The analysis of one run kept current as its reports are stored: a report
+//! arriving about in time order updates it in O(log n) (an authority's send costs
+//! O(senders · log n); a report far older than the newest also shifts the sorted
+//! vectors it goes into), and every read costs O(what it returns), never O(run).
+//!
+//! It equals the pure fold of [`super::Analyzer`] for any arrival order: a
+//! receiver's report may come before the authority's, or long after the next round
+//! began. What it keeps: per sender, its aggregates; per round kind, the sends
+//! sorted by (time, seq) and every receiver's receipt times sorted, from which a
+//! round's latencies are looked up on demand; per round only how many received it
+//! and its slowest latency (for the counts of flagged rounds and the exact maximum);
+//! the whole-run [`Distribution`] of first-receipt latencies; the winner reports by
+//! problem round; and the [`Timeline`] counts.
+//!
+//! # Layout
+//! - `nodes`: per sender, its aggregates and summary.
+//! - `rounds`: per round kind, the sends and receipts; rounds and receivers.
+//! - `winners`: winner reports by problem round, and agreement.
+
+mod nodes;
+mod rounds;
+mod winners;
+
+pub use rounds::Receiver;
+
+use super::timeline::{Timeline, Window};
+use super::{Analysis, ROUND_KINDS, RoundKind};
+use crate::intern::Interner;
+use crate::pb::Event;
+use crate::report::Report;
+use nodes::Node;
+use rounds::KindRounds;
+use std::collections::BTreeMap;
+use winners::Winners;
+
+/// Missing receivers, and receivers' latencies (the slowest), listed per round in
+/// summaries and pages: no answer grows with senders × rounds (the rest are counted
+/// in `missing_count` and `received_count`; one round asked for by number lists
+/// them all).
+pub const MISSING_SHOWN: usize = 20;
+/// Event indexes: 0 for anything unknown, 1..=17 for events 71..=87.
+const EVENT_INDEXES: usize = 18;
+
+/// The index of `event` in per-event arrays.
+fn event_index(event: Event) -> usize {
+    match event as i32 {
+        value @ 71..=87 => (value - 70) as usize,
+        _ => 0,
+    }
+}
+
+/// The event at `index` of per-event arrays.
+fn event_at(index: usize) -> Event {
+    Event::try_from(index as i32 + 70).unwrap_or(Event::Unspecified)
+}
+
+/// One run's analysis, kept current.
+#[derive(Debug, Default)]
+pub struct LiveAnalysis {
+    senders: Interner,
+    /// Sender ids in name order.
+    sorted: Vec<u32>,
+    nodes: Vec<Node>,
+    kinds: [KindRounds; 3],
+    winners: Winners,
+    timeline: Timeline,
+    reports: u64,
+}
+
+/// One page of rounds or winner rounds, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The `before` of the following page; `None` on the last one.
+    pub next: Option<usize>,
+}
+
+fn kind_index(kind: RoundKind) -> usize {
+    match kind {
+        RoundKind::Problem => 0,
+        RoundKind::Block => 1,
+        RoundKind::Reveal => 2,
+    }
+}
+
+impl LiveAnalysis {
+    /// The id of `sender`, kept in name order in `sorted` when it is new.
+    fn sender_id(&mut self, sender: &str) -> u32 {
+        let known = self.senders.len();
+        let id = self.senders.intern(sender);
+        if self.senders.len() > known {
+            let senders = &self.senders;
+            let at = self
+                .sorted
+                .partition_point(|other| **senders.name(*other) < *sender);
+            self.sorted.insert(at, id);
+        }
+        id
+    }
+
+    /// Takes one stored report of the run (any order; seqs increase with arrival).
+    pub fn add(&mut self, report: &Report) {
+        self.reports += 1;
+        let sender = self.sender_id(&report.sender);
+        let time = report.time_unix_nano;
+        if self.nodes.len() <= sender as usize {
+            self.nodes.push(Node::new(time, report.event));
+        }
+        self.nodes[sender as usize].add(report);
+        for (index, (_, sent, received)) in ROUND_KINDS.iter().enumerate() {
+            if report.event == *sent {
+                self.kinds[index].send(time, report.seq, sender, &report.message);
+            } else if report.event == *received {
+                self.kinds[index].receive(sender, time);
+            }
+        }
+        match report.event {
+            Event::RaNewProblemSent => self.winners.problem(time),
+            Event::BlockWinnerFound => self.winners.winner(time, sender, &report.message),
+            _ => {}
+        }
+        self.timeline
+            .add(time, report.seq, sender, event_index(report.event));
+    }
+
+    /// How many reports it has taken.
+    pub fn reports(&self) -> u64 {
+        self.reports
+    }
+
+    /// What `/api/analysis` shows: nodes, the newest `recent` rounds and winner
+    /// rounds, the totals, and the whole-run distributions.
+    pub fn summary(&self, recent: usize) -> Analysis {
+        let mut winners = self.winners_page(false, None, recent).items;
+        winners.reverse();
+        Analysis {
+            nodes: self.nodes(),
+            rounds: self.recent_rounds(recent),
+            rounds_total: self.rounds_total(),
+            rounds_flagged: self.rounds_flagged(),
+            winners,
+            winners_total: self.winners.with_winners,
+            winners_disagreeing: self.winners.disagreeing,
+            distributions: self.distributions(),
+        }
+    }
+
+    /// The earliest and latest report time of the run.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        self.timeline.span()
+    }
+
+    /// Counts per sender and event in the window `from..to`, in about `buckets`
+    /// buckets: (window, [(sender, [(event, counts)])]).
+    pub fn timeline(&self, from: i64, to: i64, buckets: usize) -> (Window, Vec<SenderCounts>) {
+        let window = self.timeline.window(from, to, buckets);
+        let mut by_sender: BTreeMap<&str, SenderCounts> = BTreeMap::new();
+        for (sender, index, counts) in &window.counts {
+            let name = self.senders.name(*sender);
+            let entry = by_sender.entry(name).or_insert_with(|| SenderCounts {
+                sender: name.to_string(),
+                total: 0,
+                counts: BTreeMap::new(),
+            });
+            entry.total += counts.iter().sum::<u64>();
+            entry
+                .counts
+                .insert(event_at(*index).as_str_name(), counts.clone());
+        }
+        let mut senders: Vec<SenderCounts> = by_sender.into_values().collect();
+        if !window.rest.is_empty() {
+            senders.push(SenderCounts {
+                sender: String::new(),
+                total: window.rest.iter().flat_map(|(_, counts)| counts).sum(),
+                counts: window
+                    .rest
+                    .iter()
+                    .map(|(index, counts)| (event_at(*index).as_str_name(), counts.clone()))
+                    .collect(),
+            });
+        }
+        (window, senders)
+    }
+
+    /// The smallest and largest seq of the reports in `from..to` (see
+    /// [`Timeline::seqs`]).
+    pub fn timeline_seqs(&self, from: i64, to: i64) -> Option<(u64, u64)> {
+        self.timeline.seqs(from, to)
+    }
+}
+
+/// One sender's counts in a timeline window.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SenderCounts {
+    /// The sender.
+    pub sender: String,
+    /// Its reports in the window.
+    pub total: u64,
+    /// Per event (proto name), counts per bucket.
+    pub counts: BTreeMap<&'static str, Vec<u64>>,
+}

@@ -1,0 +1,183 @@
+//! Winner agreement: `BLOCK_WINNER_FOUND` reports kept by problem round, so a late
+//! report costs a search among the rounds, and how many rounds disagree.
+
+use super::{LiveAnalysis, Page};
+use crate::analysis::WinnerRound;
+use crate::intern::Interner;
+use std::collections::BTreeMap;
+
+/// One problem round's winner reports, and what they add up to.
+#[derive(Debug, Default, Clone)]
+struct WinnerReports {
+    /// (time, sender, named winner id), in arrival order.
+    reports: Vec<(i64, u32, u32)>,
+    /// The first winner named (`u32::MAX`: none yet).
+    first: u32,
+    /// Whether another winner was named too.
+    disagrees: bool,
+}
+
+impl WinnerReports {
+    const EMPTY: WinnerReports = WinnerReports {
+        reports: Vec::new(),
+        first: u32::MAX,
+        disagrees: false,
+    };
+
+    fn of(reports: Vec<(i64, u32, u32)>) -> WinnerReports {
+        let mut in_round = WinnerReports::EMPTY;
+        for &(_, _, name) in &reports {
+            in_round.name(name);
+        }
+        in_round.reports = reports;
+        in_round
+    }
+
+    fn name(&mut self, name: u32) {
+        if self.first == u32::MAX {
+            self.first = name;
+        } else if self.first != name {
+            self.disagrees = true;
+        }
+    }
+
+    fn has_winners(&self) -> bool {
+        self.first != u32::MAX
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (usize::from(self.has_winners()), usize::from(self.disagrees))
+    }
+}
+
+/// `BLOCK_WINNER_FOUND` reports by problem round: each round keeps its own, so a
+/// report arriving late costs a search among the rounds, not a shift of them all.
+#[derive(Debug, Default)]
+pub(super) struct Winners {
+    /// Sorted times of `RA_NEW_PROBLEM_SENT`.
+    problems: Vec<i64>,
+    /// `by_round[k]`: problem round k (0: before the first problem); one more than
+    /// there are problems.
+    by_round: Vec<WinnerReports>,
+    /// The winner ids named.
+    pub(super) names: Interner,
+    /// Problem rounds with winner reports.
+    pub(super) with_winners: usize,
+    /// Problem rounds whose reports name more than one winner.
+    pub(super) disagreeing: usize,
+}
+
+impl Winners {
+    fn account(&mut self, (with, disagree): (usize, usize), sign: isize) {
+        self.with_winners = self.with_winners.wrapping_add_signed(sign * with as isize);
+        self.disagreeing = self
+            .disagreeing
+            .wrapping_add_signed(sign * disagree as isize);
+    }
+
+    /// The problem round a report at `time` belongs to.
+    fn round_of(&self, time: i64) -> usize {
+        match self.problems.last() {
+            Some(last) if *last <= time => self.problems.len(),
+            _ => self.problems.partition_point(|problem| *problem <= time),
+        }
+    }
+
+    /// Takes `sender`'s `BLOCK_WINNER_FOUND` at `time` naming winner `name`.
+    pub(super) fn winner(&mut self, time: i64, sender: u32, name: &str) {
+        if self.by_round.is_empty() {
+            self.by_round.push(WinnerReports::EMPTY);
+        }
+        let name = self.names.intern(name);
+        let round = self.round_of(time);
+        let before = self.by_round[round].counts();
+        let in_round = &mut self.by_round[round];
+        in_round.reports.push((time, sender, name));
+        in_round.name(name);
+        let after = in_round.counts();
+        self.account(before, -1);
+        self.account(after, 1);
+    }
+
+    /// Takes an authority's `RA_NEW_PROBLEM_SENT` at `time`: a new problem round.
+    pub(super) fn problem(&mut self, time: i64) {
+        if self.by_round.is_empty() {
+            self.by_round.push(WinnerReports::EMPTY);
+        }
+        let round = self.problems.partition_point(|problem| *problem <= time);
+        self.problems.insert(round, time);
+        // Round `round` is split at `time`: its reports go to either half.
+        let old = std::mem::take(&mut self.by_round[round]);
+        self.account(old.counts(), -1);
+        let (before, after): (Vec<_>, Vec<_>) =
+            old.reports.into_iter().partition(|report| report.0 < time);
+        let (before, after) = (WinnerReports::of(before), WinnerReports::of(after));
+        self.account(before.counts(), 1);
+        self.account(after.counts(), 1);
+        self.by_round[round] = before;
+        self.by_round.insert(round + 1, after);
+    }
+}
+
+impl LiveAnalysis {
+    /// How many winner rounds named more than one winner.
+    pub fn winners_disagreeing(&self) -> usize {
+        self.winners.disagreeing
+    }
+
+    fn winner_round(&self, round: usize) -> Option<WinnerRound> {
+        let in_round = self.winners.by_round.get(round)?;
+        if !in_round.has_winners() {
+            return None;
+        }
+        let mut by_winner: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for &(_, sender, name) in &in_round.reports {
+            let senders = by_winner
+                .entry(self.winners.names.name(name).to_string())
+                .or_default();
+            let sender = self.senders.name(sender);
+            if !senders.iter().any(|named| **named == **sender) {
+                senders.push(sender.to_string());
+            }
+        }
+        by_winner.values_mut().for_each(|senders| senders.sort());
+        Some(WinnerRound {
+            round,
+            agree: by_winner.len() <= 1,
+            by_winner,
+        })
+    }
+
+    /// Every problem round with winner reports, in round order.
+    pub fn winners(&self) -> Vec<WinnerRound> {
+        (0..self.winners.by_round.len())
+            .filter_map(|round| self.winner_round(round))
+            .collect()
+    }
+
+    /// Winner rounds newest first, only disagreeing ones if asked, numbered below
+    /// `before`.
+    pub fn winners_page(
+        &self,
+        disagreeing: bool,
+        before: Option<usize>,
+        limit: usize,
+    ) -> Page<WinnerRound> {
+        let by_round = &self.winners.by_round;
+        let start = before.map_or(by_round.len(), |before| before.min(by_round.len()));
+        let mut items = Vec::new();
+        let mut next = None;
+        for round in (0..start).rev() {
+            let in_round = &by_round[round];
+            if !in_round.has_winners() || (disagreeing && !in_round.disagrees) {
+                continue;
+            }
+            if items.len() >= limit {
+                next = Some(round + 1);
+                break;
+            }
+            items.extend(self.winner_round(round));
+        }
+        Page { items, next }
+    }
+}

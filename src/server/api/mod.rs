@@ -1,0 +1,47 @@
+//! The JSON API, one file a resource: runs, reports and exports (with the shared
+//! filters and CSV rows), the analysis, the timeline, comparisons, and the
+//! metrics exposition. Handlers return [`Error`] for anything refused; it becomes
+//! the HTTP answer in one place (`crate::error`).
+
+mod analysis;
+mod compare;
+mod csv;
+mod filters;
+mod metrics;
+mod reports;
+mod runs;
+mod timeline;
+
+pub use analysis::{analysis, nodes, rounds, winners};
+pub use compare::compare;
+pub use filters::{Filters, MAX_SEQ};
+pub use metrics::metrics;
+pub use reports::{export, reports};
+pub use runs::{new_run, runs};
+pub use timeline::timeline;
+
+use super::AppState;
+use crate::analysis::live::LiveAnalysis;
+use crate::error::Error;
+use serde::Deserialize;
+
+/// Runs `read` on run `run`'s live analysis (default: the current run), on the
+/// blocking pool: a read takes at most milliseconds, but it must not stall the
+/// tasks sharing a worker thread.
+async fn read_analysis<T: Send + 'static>(
+    state: &AppState,
+    run: Option<&str>,
+    read: impl FnOnce(&LiveAnalysis) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let run = state.store.resolve_run(run)?;
+    let analysis = state.store.analysis(run.id).await?;
+    tokio::task::spawn_blocking(move || read(&analysis.read().expect("analysis lock")))
+        .await
+        .map_err(|error| Error::Unavailable(format!("analysis failed: {error}")))?
+}
+
+/// The `run` parameter alone.
+#[derive(Debug, Default, Deserialize)]
+pub struct RunParam {
+    run: Option<String>,
+}

@@ -1,0 +1,132 @@
+//! [`Applier`]: what a server sharing a replicated stream (`crate::cluster`) needs
+//! of its store, and nothing else. It applies the stream's messages at the stream's
+//! sequences (reports, run starts, holes), records which stream the store holds,
+//! and tells how far it has applied.
+
+use super::committer::Pending;
+use super::{Receipt, RunInfo, Shared, Store, closed};
+use crate::error::Error;
+use crate::report::Report;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A handle to a store for applying a stream to it (see the module doc).
+#[derive(Clone)]
+pub struct Applier {
+    store: Store,
+}
+
+impl Applier {
+    pub(super) fn new(store: Store) -> Applier {
+        Applier { store }
+    }
+
+    /// Stores `reports` at the seqs they carry (each above [`Applier::applied`]) in
+    /// one transaction, as [`Store::append`] does.
+    pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
+        self.store.append(reports).await
+    }
+
+    /// Starts the run a stream's message at `seq` began at `started_unix_nano`: its
+    /// reports are the seqs after `seq`. A name that is taken or breaks the rules
+    /// becomes the default name, so every server applying the stream agrees.
+    pub async fn new_run_at(
+        &self,
+        seq: u64,
+        name: Option<String>,
+        started_unix_nano: i64,
+    ) -> Result<RunInfo, Error> {
+        let (reply, run) = oneshot::channel();
+        self.store.enqueue(Pending::NewRun {
+            name,
+            at: Some((seq, started_unix_nano)),
+            reply,
+        })?;
+        run.await.map_err(|_| closed())?
+    }
+
+    /// Records that the stream's message at `seq` is no report and no run.
+    pub async fn skip(&self, seq: u64) -> Result<(), Error> {
+        let (reply, done) = oneshot::channel();
+        self.store.enqueue(Pending::Skip { seq, reply })?;
+        done.await.map_err(|_| closed())?
+    }
+
+    /// Checks that this store holds reports of `source` (a stream and when it was
+    /// made; `None`: this server's own), recording a stream in a store without
+    /// reports; refuses a store filled from anything else, whose seqs would clash.
+    pub async fn claim(&self, source: Option<String>) -> Result<(), Error> {
+        self.with_writer(move |shared| {
+            let mut writer = shared.writer.lock().expect("writer lock");
+            writer.claim(source.as_deref())
+        })
+        .await
+    }
+
+    /// The stream this store holds (as [`Applier::claim`] recorded it), if any, and
+    /// whether it holds any report.
+    pub async fn source(&self) -> Result<(Option<String>, bool), Error> {
+        self.with_writer(|shared| shared.writer.lock().expect("writer lock").source())
+            .await
+    }
+
+    /// Gives the first run, while it is the only one and has no reports, this start
+    /// time: a stream's creation time, so that every server applying the stream
+    /// shows the run it made when it opened empty the same way.
+    pub async fn date_first_run(&self, started_unix_nano: i64) -> Result<(), Error> {
+        self.with_writer(move |shared| {
+            let mut writer = shared.writer.lock().expect("writer lock");
+            let mut runs = shared.runs.write().expect("runs lock");
+            match runs.all.as_mut_slice() {
+                [only]
+                    if only.reports == 0
+                        && only.evicted == 0
+                        && only.started_unix_nano != started_unix_nano =>
+                {
+                    writer.set_run_start(only.id, started_unix_nano)?;
+                    only.started_unix_nano = started_unix_nano;
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// The highest seq applied so far: a report, a run's start or a hole.
+    pub fn applied(&self) -> u64 {
+        *self.store.shared.applied.borrow()
+    }
+
+    /// Waits until [`Applier::applied`] reaches `seq`.
+    pub async fn applied_through(&self, seq: u64) -> Result<(), Error> {
+        let mut applied = self.store.shared.applied.subscribe();
+        applied
+            .wait_for(|applied| *applied >= seq)
+            .await
+            .map(drop)
+            .map_err(|_| closed())
+    }
+
+    /// Completes once the store is closed (the server is shutting down).
+    pub async fn closed(&self) {
+        self.store.closed().await
+    }
+
+    /// Whether the store is closed.
+    pub fn is_closed(&self) -> bool {
+        self.store.is_closed()
+    }
+
+    /// Runs `work` with the writer's state on the blocking pool: it takes the
+    /// writer lock, which a commit may hold.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Shared) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let shared: Arc<Shared> = self.store.shared.clone();
+        tokio::task::spawn_blocking(move || work(&shared))
+            .await
+            .map_err(|error| Error::Unavailable(format!("store: writer task failed: {error}")))?
+    }
+}
