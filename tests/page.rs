@@ -88,11 +88,9 @@ async fn every_module_the_page_imports_is_served_as_javascript() {
             content_type.starts_with("text/javascript"),
             "GET {path}: content-type {content_type} (browsers refuse modules that are not JavaScript)"
         );
-        let on_disk = std::fs::read_to_string(format!(
-            "{}/static{path}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let on_disk =
+            std::fs::read_to_string(format!("{}/static{path}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
         assert_eq!(response.body(), &on_disk, "{path} is served as written");
         for specifier in imports(response.body()) {
             queue.push_back(resolve(&path, &specifier));

@@ -57,7 +57,11 @@ test('every module in static/ is embedded and the page loads app.js as a module'
   assert.ok(files.length > 10, `the page is split into modules: ${files}`);
   for (const file of files) assert.ok(served.has(file), `${file} is not embedded: add asset!("${file}", JS) to src/server/http.rs`);
   for (const path of served) assert.ok(existsSync(join(staticDir, path)), `http.rs embeds ${path}, which is missing`);
-  assert.match(readFileSync(join(staticDir, 'index.html'), 'utf8'), /<script type="module" src="\/app\.js"><\/script>/);
+  const html = readFileSync(join(staticDir, 'index.html'), 'utf8');
+  assert.match(html, /<script type="module" src="\/app\.js"><\/script>/);
+  // Preloaded, the modules arrive in one round trip instead of one per level of imports.
+  const preloaded = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((match) => match[1]);
+  assert.deepEqual(preloaded.slice().sort(), files.slice().sort(), 'index.html preloads exactly the modules in static/');
 });
 
 test('every import resolves to an embedded module that exports what is imported', () => {
