@@ -60,6 +60,21 @@ impl Event {
             .ok()
             .filter(|event| *event != Event::Unspecified)
     }
+
+    /// The short label of a sync phase, as the dashboard heads its column
+    /// (`synced` for `InitialSyncCompleted`); `None` for an event that is not one of
+    /// [`crate::analysis::SYNC_PHASES`]. `GET /api/events` lists both.
+    pub fn phase_label(self) -> Option<&'static str> {
+        match self {
+            Event::Libp2pNodeIdKnown => Some("id known"),
+            Event::FirstPeerConnected => Some("first peer"),
+            Event::RaConnected => Some("ra connected"),
+            Event::InitialSyncChaindbReceived => Some("chaindb received"),
+            Event::InitialSyncChaindbVerified => Some("chaindb verified"),
+            Event::InitialSyncCompleted => Some("synced"),
+            _ => None,
+        }
+    }
 }
 
 /// Shows the seed's name (`Event_NewBlockReceived`), as the Go package's `String()` did.
@@ -232,6 +247,17 @@ mod tests {
             Event::RaReceivedSimulationData.to_string(),
             "Event_RAReceivedSimulationData"
         );
+    }
+
+    #[test]
+    fn exactly_the_sync_phases_have_labels() {
+        for event in Event::all() {
+            assert_eq!(
+                event.phase_label().is_some(),
+                crate::analysis::SYNC_PHASES.contains(&event),
+                "{event}"
+            );
+        }
     }
 
     fn report(sender: &str, event: i32, message: &str) -> PerformanceData {

@@ -1,30 +1,62 @@
 //! The HTTP side's routes, the embedded page, and the fallback for unknown paths.
 
 use super::{AppState, api, legacy, stream};
+use crate::analysis::SYNC_PHASES;
+use crate::pb::Event;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// One embedded file of `static/`, served at its path there.
+macro_rules! asset {
+    ($path:literal, $content_type:expr) => {
+        (
+            $path,
+            $content_type,
+            include_str!(concat!("../../static", $path)),
+        )
+    };
+}
+
 /// The dashboard's files, embedded so the binary serves them from any directory
-/// (and nothing else: no path ever reaches the file system).
+/// (and nothing else: no path ever reaches the file system). The page is
+/// `index.html`, which loads `app.js` as an ES module; every module it imports
+/// must be listed here (`tests/browser/modules.test.mjs` checks that).
 const INDEX_HTML: &str = include_str!("../../static/index.html");
-const APP_JS: &str = include_str!("../../static/app.js");
-const STYLE_CSS: &str = include_str!("../../static/style.css");
+const ASSETS: [(&str, &str, &str); 18] = [
+    asset!("/style.css", CSS),
+    asset!("/app.js", JS),
+    asset!("/js/api.js", JS),
+    asset!("/js/cdf.js", JS),
+    asset!("/js/compare.js", JS),
+    asset!("/js/draw.js", JS),
+    asset!("/js/events.js", JS),
+    asset!("/js/flagged.js", JS),
+    asset!("/js/histogram.js", JS),
+    asset!("/js/live.js", JS),
+    asset!("/js/log.js", JS),
+    asset!("/js/nodes.js", JS),
+    asset!("/js/picker.js", JS),
+    asset!("/js/rounds.js", JS),
+    asset!("/js/state.js", JS),
+    asset!("/js/summary.js", JS),
+    asset!("/js/timeline.js", JS),
+    asset!("/js/winners.js", JS),
+];
 
 /// Every HTTP route: the dashboard's files, the JSON API, metrics, legacy endpoints.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route(
-            "/app.js",
-            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
-        )
-        .route(
-            "/style.css",
-            get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
-        )
+    let mut router = Router::new().route("/", get(index));
+    for (path, content_type, body) in ASSETS {
+        router = router.route(path, get(move || asset(content_type, body)));
+    }
+    router
+        .route("/api/events", get(events))
         .route("/api/runs", get(api::runs).post(api::new_run))
         .route("/api/reports", get(api::reports))
         .route("/api/export", get(api::export))
@@ -39,6 +71,31 @@ pub fn router(state: AppState) -> Router {
         .route("/send", post(legacy::send))
         .route("/messages", get(legacy::messages))
         .with_state(state)
+}
+
+/// `GET /api/events`: every event in proto order and the sync phases in theirs,
+/// from `src/event.rs` and [`SYNC_PHASES`], so the page keeps no list of its own.
+async fn events() -> Json<serde_json::Value> {
+    let events: Vec<_> = Event::all()
+        .map(|event| {
+            serde_json::json!({
+                "name": event.as_str_name(),
+                "number": event as i32,
+                "seed_name": event.seed_name(),
+                "phase": SYNC_PHASES.contains(&event),
+            })
+        })
+        .collect();
+    let phases: Vec<_> = SYNC_PHASES
+        .iter()
+        .map(|phase| {
+            serde_json::json!({
+                "name": phase.as_str_name(),
+                "label": phase.phase_label().unwrap_or(phase.as_str_name()),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "events": events, "phases": phases }))
 }
 
 async fn index() -> Html<&'static str> {

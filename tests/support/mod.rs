@@ -420,3 +420,39 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// The state of an in-process router (`perfstats::server::app`) over a small memory
+/// store, for [`oneshot`] requests that need no listener.
+pub fn app_state() -> server::AppState {
+    let metrics = std::sync::Arc::new(perfstats::metrics::Metrics::default());
+    let store = Store::open(StoreConfig {
+        backend: Backend::Memory { max_reports: 100 },
+        new_run: Some("oneshot".into()),
+        observer: metrics.clone(),
+    })
+    .unwrap();
+    server::AppState {
+        writes: perfstats::writes::Writes::Local(store.clone()),
+        store,
+        metrics,
+        shutdown: tokio::sync::watch::channel(false).1,
+        limits: Default::default(),
+    }
+}
+
+/// Sends `request` through the whole router (browser checks, tokens, routes) with
+/// default options and no listener; the response with its body (at most 1 MiB) as text.
+pub async fn oneshot(
+    state: &server::AppState,
+    request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Response<String> {
+    use tower::ServiceExt;
+    let response = server::app(state.clone(), &server::Options::default())
+        .await
+        .oneshot(request)
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    axum::http::Response::from_parts(parts, String::from_utf8(body.to_vec()).unwrap())
+}
