@@ -230,6 +230,50 @@ fn analysis_cost(total: usize) -> f64 {
     spent.as_nanos() as f64 / seq as f64
 }
 
+/// GETs `path` on `url`, asserting a 200, and parses the JSON body.
+async fn get_json(url: &str, path: &str) -> serde_json::Value {
+    let response = reqwest::get(format!("{url}{path}")).await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+/// Asserts `before == after`, naming the first difference's path rather than
+/// printing two answers of a hundred KiB.
+fn assert_same(what: &str, before: &serde_json::Value, after: &serde_json::Value) {
+    fn first_difference(
+        at: String,
+        a: &serde_json::Value,
+        b: &serde_json::Value,
+    ) -> Option<String> {
+        use serde_json::Value;
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                for key in a.keys().chain(b.keys()) {
+                    let (x, y) = (&a.get(key), &b.get(key));
+                    match (x, y) {
+                        (Some(x), Some(y)) => {
+                            if let Some(found) = first_difference(format!("{at}.{key}"), x, y) {
+                                return Some(found);
+                            }
+                        }
+                        _ => return Some(format!("{at}.{key}: {x:?} vs {y:?}")),
+                    }
+                }
+                None
+            }
+            (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+                .iter()
+                .zip(b)
+                .enumerate()
+                .find_map(|(index, (x, y))| first_difference(format!("{at}[{index}]"), x, y)),
+            _ => (a != b).then(|| format!("{at}: {a} vs {b}")),
+        }
+    }
+    if let Some(difference) = first_difference(String::new(), before, after) {
+        panic!("{what} differs: {difference}");
+    }
+}
+
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     sorted[((fraction * sorted.len() as f64).ceil() as usize).max(1) - 1]
 }
@@ -304,6 +348,13 @@ async fn bench(total: usize) {
     let (rss, peak) = support::rss_mib(child.id());
     println!("  server RSS after the reads: {rss:.1} MiB (peak {peak:.1} MiB)");
 
+    // What the dashboard shows, to hold the restarted server's answers against.
+    let analysis_path = "/api/analysis?recent=60";
+    let before = (
+        get_json(&url, analysis_path).await,
+        get_json(&url, "/api/runs").await,
+    );
+
     // Restart on the same database: the current run's analysis is rebuilt.
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -314,9 +365,7 @@ async fn bench(total: usize) {
     let started = Instant::now();
     let (mut child, url) = server(&db);
     let listening = started.elapsed();
-    let response = reqwest::get(format!("{url}/api/analysis?recent=60"))
-        .await
-        .unwrap();
+    let response = reqwest::get(format!("{url}{analysis_path}")).await.unwrap();
     assert_eq!(response.status(), 200);
     let served = started.elapsed();
     let (rss, peak) = support::rss_mib(child.id());
@@ -325,6 +374,18 @@ async fn bench(total: usize) {
         listening.as_secs_f64(),
         served.as_secs_f64()
     );
+    // The rebuilt analysis is the one the server kept current: every field. None
+    // legitimately differs: the analysis is a function of the run's reports alone
+    // (the rebuild folds them in seq order, which is the order the live one took
+    // them in), and its answer holds no clock time of the server's. The runs too:
+    // ids, names, counts, start times and which is current are all stored.
+    let after = (
+        response.json::<serde_json::Value>().await.unwrap(),
+        get_json(&url, "/api/runs").await,
+    );
+    assert_same("/api/analysis after the restart", &before.0, &after.0);
+    assert_same("/api/runs after the restart", &before.1, &after.1);
+    println!("  after the restart, {analysis_path} and /api/runs answer as before it");
 
     // A second run of the same size, then the two compared: the first call builds
     // the older run's analysis from SQLite; later ones reuse it.

@@ -8,9 +8,10 @@ mod support;
 use perfstats::client::{Client, RetryPolicy};
 use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// The current run's `reports` in `/api/runs`.
@@ -63,7 +64,10 @@ async fn metrics_stored(url: &str) -> u64 {
 /// same commit as such a stream is answered while the committer still builds the
 /// stream's 2,500 receipts (about a millisecond), so a store that answered before it
 /// updated its counts (the old order) shows a stale count well within that window.
-/// Any count below the ACKs fails: that is where the regression shows.
+/// Any count below the ACKs fails: that is where the regression shows. And the
+/// overlap this relies on is checked, not assumed: unary ACKs arrived while streams
+/// were in flight, and some commits held a stream and unary reports together (the
+/// store's commits, recorded on their way to the metrics).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
     const TASKS: usize = 8;
@@ -72,7 +76,15 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
     const MAX_BATCHES: usize = 60;
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = support::serve_on(listener, Backend::Sqlite(dir.path().join("acks.db"))).await;
+    let options = perfstats::server::Options::default();
+    let log = support::CommitLog::new(options.metrics.clone());
+    let server = support::serve_observed(
+        listener,
+        Backend::Sqlite(dir.path().join("acks.db")),
+        options,
+        log.clone(),
+    )
+    .await;
     let url = server.url();
     let acked = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -85,8 +97,8 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
                 .unwrap()
                 .with_policy(RetryPolicy::never());
             let http = support::http();
-            let mut sent = 0;
-            while !done.load(Ordering::SeqCst) && sent < MAX_BATCHES {
+            let mut calls = Vec::new();
+            while !done.load(Ordering::SeqCst) && calls.len() < MAX_BATCHES {
                 let batch = (0..BATCH)
                     .map(|i| {
                         PerformanceData::new(
@@ -97,16 +109,17 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
                         )
                     })
                     .collect();
+                let started = Instant::now();
                 client.send_batch_with_retries(batch).await.unwrap();
+                calls.push((started, Instant::now()));
                 let known = acked.fetch_add(BATCH as u64, Ordering::SeqCst) + BATCH as u64;
                 let counted = current_count(&http, &url).await;
                 assert!(
                     counted >= known,
                     "after a stream's ACK: {counted} counted, {known} ACKed"
                 );
-                sent += 1;
             }
-            sent
+            calls
         }));
     }
 
@@ -120,6 +133,7 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
                 .with_policy(RetryPolicy::never());
             let http = support::http();
             let sender = format!("n{task}");
+            let mut acks = Vec::new();
             for mine in 1..=EACH {
                 let ack = client
                     .send_performance_stat(PerformanceData::new(
@@ -130,6 +144,7 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
                     ))
                     .await
                     .unwrap();
+                acks.push(Instant::now());
                 // Every ACK counted in `known` arrived before the reads below start.
                 let known = acked.fetch_add(1, Ordering::SeqCst) + 1;
                 let counted = current_count(&http, &url).await;
@@ -157,32 +172,79 @@ async fn after_each_ack_the_api_counts_the_report_on_sqlite() {
                     assert!(stored >= known, "/metrics: {stored} stored, {known} ACKed");
                 }
             }
+            acks
         }));
     }
+    let mut unary_acks = Vec::new();
     for task in tasks {
-        support::within(
-            Duration::from_secs(120),
-            "a client's 200 reports and reads",
-            task,
-        )
-        .await
-        .unwrap();
+        unary_acks.extend(
+            support::within(
+                Duration::from_secs(120),
+                "a client's 200 reports and reads",
+                task,
+            )
+            .await
+            .unwrap(),
+        );
     }
     done.store(true, Ordering::SeqCst);
-    let mut batches = 0;
+    let mut streams = Vec::new();
     for batcher in batchers {
-        batches += support::within(
-            Duration::from_secs(120),
-            "a stream sender to finish",
-            batcher,
-        )
-        .await
-        .unwrap();
+        streams.extend(
+            support::within(
+                Duration::from_secs(120),
+                "a stream sender to finish",
+                batcher,
+            )
+            .await
+            .unwrap(),
+        );
     }
+    let batches = streams.len();
     let total = acked.load(Ordering::SeqCst);
+
+    // The overlap the test exists for. Unary ACKs that came while a stream call was
+    // in flight: the two kinds of call were concurrent, not one after the other.
+    let during_streams = unary_acks
+        .iter()
+        .filter(|ack| {
+            streams
+                .iter()
+                .any(|(start, end)| start < *ack && *ack < end)
+        })
+        .count();
+    // Commits that stored a stream's reports and unary reports together: what the
+    // stale-count window above needs. The log saw every commit /metrics counted.
+    let commits = log.commits();
+    let has = |commit: &BTreeMap<String, usize>, prefix: &str| {
+        commit.keys().any(|sender| sender.starts_with(prefix))
+    };
+    let shared = commits
+        .iter()
+        .filter(|commit| has(commit, "bulk") && has(commit, "n"))
+        .count();
+    let with_streams = commits.iter().filter(|commit| has(commit, "bulk")).count();
     println!(
-        "acks: {} unary reports from {TASKS} clients and {batches} streams of {BATCH}, each ACK checked against /api/runs; {total} ACKed",
-        TASKS as u64 * EACH
+        "acks: {} unary reports from {TASKS} clients and {batches} streams of {BATCH}, each ACK checked against /api/runs; \
+         {total} ACKed in {} commits; {during_streams} unary ACKs came while a stream was in flight; \
+         {shared} of the {with_streams} commits holding a stream also held unary reports",
+        TASKS as u64 * EACH,
+        commits.len()
+    );
+    assert_eq!(
+        support::metric(&url, None, "perfstats_commit_latency_seconds_count").await,
+        Some(commits.len() as f64),
+        "every commit recorded"
+    );
+    let recorded: usize = commits.iter().flat_map(|commit| commit.values()).sum();
+    assert_eq!(recorded as u64, total, "every stored report recorded once");
+    assert!(
+        during_streams > 0,
+        "no unary ACK arrived while a stream was in flight: the calls ran one after the other"
+    );
+    assert!(
+        shared > 0,
+        "no commit held a stream and unary reports together ({with_streams} commits held streams)"
     );
     assert_eq!(server.store.current_run().reports, total);
     server.stop().await;

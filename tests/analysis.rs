@@ -1,14 +1,24 @@
 //! The analysis kept current at ingest equals the pure fold, whatever the arrival
-//! order: random runs where a receiver's report may arrive before the authority's
-//! send, long after the next round began, twice, or at the same time as a send.
+//! order. Runs come in two shapes: reports drawn at random (any sender sends or
+//! receives anything), and a network like the real one (an authority's rounds that
+//! 30-odd nodes receive, some late, some twice, some never, with winner reports).
+//! Each arrives in one of three orders: the production order (time order with a few
+//! reports late and a few an hour old), fully reversed, or shuffled. More senders
+//! than [`MISSING_SHOWN`] take part, so the capped lists are capped; reports carry a
+//! receive time of their own; and every timeline bucket is checked, not only totals.
 
 use perfstats::Event;
 use perfstats::analysis::live::{LiveAnalysis, MISSING_SHOWN};
-use perfstats::analysis::{self, Round, RoundKind};
+use perfstats::analysis::{self, ROUND_KINDS, Round, RoundKind};
 use perfstats::report::Report;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestCaseError;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
 
-const SENDERS: [&str; 6] = ["ra", "1f", "2f", "3f", "4l", "rb"];
 const EVENTS: [Event; 10] = [
     Event::RaNewProblemSent,
     Event::SimtaskReceived,
@@ -22,29 +32,185 @@ const EVENTS: [Event; 10] = [
     Event::TransactionReceived,
 ];
 const MS: i64 = 1_000_000;
+const HOUR: i64 = 3_600_000 * MS;
+/// The runs' start: 0.3 s past a whole second, so that 1 s timeline buckets split
+/// the run's activity unevenly.
+const T0: i64 = 1_700_000_000_300_000_000;
+/// Senders in the random runs: past MISSING_SHOWN + 1, so a round's missing list
+/// (every other sender that did not receive it) is often longer than it shows.
+const RANDOM_SENDERS: usize = MISSING_SHOWN + 14;
 
-/// A run in arrival order: seqs follow the order, times are anywhere in 2 s (on a
-/// coarse grid, so equal times happen).
-fn run() -> impl Strategy<Value = Vec<Report>> {
+/// One report before it is stored: (sender, event, time, message).
+type Raw = (String, Event, i64, String);
+
+/// The order reports arrive in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Arrival {
+    /// Time order, with a few reports moved later and a few an hour old arriving
+    /// anywhere: what a server sees.
+    Production,
+    /// Newest first.
+    Reversed,
+    /// Any order.
+    Shuffled,
+}
+
+/// A run as stored: seqs follow the arrival order.
+#[derive(Debug, Clone)]
+struct Run {
+    arrival: Arrival,
+    reports: Vec<Report>,
+}
+
+fn random_sender(index: usize) -> String {
+    match index {
+        0 => "ra".into(),
+        1 => "rb".into(),
+        _ => format!("n{:02}", index - 2),
+    }
+}
+
+/// Reports drawn independently: any sender, any of [`EVENTS`], times anywhere in
+/// 2 s on a coarse grid (so equal times happen).
+fn random_raw() -> impl Strategy<Value = Vec<Raw>> {
     prop::collection::vec(
-        (0..SENDERS.len(), 0..EVENTS.len(), 0..400i64, 0..3usize),
+        (0..RANDOM_SENDERS, 0..EVENTS.len(), 0..400i64, 0..3usize),
         0..300,
     )
     .prop_map(|raw| {
         raw.into_iter()
-            .enumerate()
-            .map(|(index, (sender, event, time, message))| Report {
-                seq: index as u64 + 1,
-                run: 1,
-                time_unix_nano: 1_700_000_000_000_000_000 + time * 5 * MS + (time % 7),
-                received_unix_nano: 0,
-                sender: SENDERS[sender].into(),
-                event: EVENTS[event],
-                message: ["x", "y", "z"][message].into(),
-                report_id: index.to_string(),
+            .map(|(sender, event, time, message)| {
+                (
+                    random_sender(sender),
+                    EVENTS[event],
+                    T0 + time * 5 * MS + (time % 7),
+                    ["x", "y", "z"][message].to_string(),
+                )
             })
             .collect()
     })
+}
+
+/// A network like the real one, from `seed`: 30–39 nodes sync, then 1–6 rounds
+/// of random kinds 100–300 ms apart, sent by `ra` (sometimes by `rb`, a second
+/// authority). Each node receives a round with probability 0.8, 5–300 ms after
+/// the send (so often after the next round began), one receipt in ten twice; in
+/// problem rounds each receiver names a winner, one in ten another one. Times on
+/// a 5 ms grid, so receipts tie with each other and with sends.
+fn network_raw(seed: u64) -> Vec<Raw> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let nodes: Vec<String> = (0..rng.random_range(MISSING_SHOWN + 10..MISSING_SHOWN + 20))
+        .map(|index| format!("n{index:02}"))
+        .collect();
+    let mut raw: Vec<Raw> = Vec::new();
+    let mut add = |sender: &str, event: Event, time: i64, message: &str| {
+        raw.push((sender.to_string(), event, time, message.to_string()));
+    };
+    for node in &nodes {
+        let known = T0 + rng.random_range(0..10) * 5 * MS;
+        add(node, Event::Libp2pNodeIdKnown, known, "id");
+        let synced = known + rng.random_range(20..80) * 5 * MS;
+        add(node, Event::InitialSyncCompleted, synced, "synced");
+    }
+    add("ra", Event::Libp2pNodeIdKnown, T0, "id");
+    let mut sent = T0 + 500 * MS;
+    for round in 0..rng.random_range(1..=6) {
+        sent += rng.random_range(20..60) * 5 * MS;
+        let (kind, send, receive) = ROUND_KINDS[rng.random_range(0..ROUND_KINDS.len())];
+        let authority = if rng.random_bool(0.2) { "rb" } else { "ra" };
+        add(authority, send, sent, &format!("round {round}"));
+        for node in &nodes {
+            if !rng.random_bool(0.8) {
+                continue;
+            }
+            let at = sent + rng.random_range(1..=60) * 5 * MS;
+            add(node, receive, at, "got it");
+            if rng.random_bool(0.1) {
+                add(
+                    node,
+                    receive,
+                    at + rng.random_range(1..20) * 5 * MS,
+                    "again",
+                );
+            }
+            if kind == RoundKind::Problem {
+                let winner = if rng.random_bool(0.1) { "n01" } else { "n00" };
+                add(node, Event::BlockWinnerFound, at + 5 * MS, winner);
+            }
+        }
+    }
+    raw
+}
+
+/// Stores `raw` in `arrival` order (shuffling and the production order's
+/// disorder drawn from `seed`): seqs 1, 2, … in that order, receive times 1 ms
+/// apart on the server's clock, 10 s after the run began.
+fn arrange(mut raw: Vec<Raw>, arrival: Arrival, seed: u64) -> Run {
+    let mut rng = StdRng::seed_from_u64(seed);
+    // 0–2 reports an hour or so old: a node whose clock was off, or that held them.
+    let mut old: Vec<Raw> = (0..rng.random_range(0..=2))
+        .filter_map(|_| {
+            let (sender, ..) = raw.get(rng.random_range(0..raw.len().max(1)))?;
+            let event = EVENTS[rng.random_range(0..EVENTS.len())];
+            let time = T0 - rng.random_range(1..=3) * HOUR - rng.random_range(0..1_000) * MS;
+            Some((sender.clone(), event, time, "old".to_string()))
+        })
+        .collect();
+    match arrival {
+        Arrival::Production => {
+            raw.sort_by_key(|(_, _, time, _)| *time);
+            for _ in 0..rng.random_range(0..=4) {
+                if raw.len() < 2 {
+                    break;
+                }
+                let from = rng.random_range(0..raw.len() - 1);
+                let to = rng.random_range(from + 1..raw.len());
+                let late = raw.remove(from);
+                raw.insert(to, late);
+            }
+            for report in old {
+                let at = rng.random_range(0..=raw.len());
+                raw.insert(at, report);
+            }
+        }
+        Arrival::Reversed => {
+            raw.append(&mut old);
+            raw.sort_by_key(|(_, _, time, _)| std::cmp::Reverse(*time));
+        }
+        Arrival::Shuffled => {
+            raw.append(&mut old);
+            raw.shuffle(&mut rng);
+        }
+    }
+    let reports = raw
+        .into_iter()
+        .enumerate()
+        .map(|(index, (sender, event, time, message))| Report {
+            seq: index as u64 + 1,
+            run: 1,
+            time_unix_nano: time,
+            received_unix_nano: T0 + 10_000 * MS + index as i64 * MS,
+            sender,
+            event,
+            message,
+            report_id: index.to_string(),
+        })
+        .collect();
+    Run { arrival, reports }
+}
+
+fn arrival() -> impl Strategy<Value = Arrival> {
+    prop_oneof![
+        2 => Just(Arrival::Production),
+        1 => Just(Arrival::Reversed),
+        1 => Just(Arrival::Shuffled),
+    ]
+}
+
+/// A run of either shape in any of the orders.
+fn run() -> impl Strategy<Value = Run> {
+    let raw = prop_oneof![random_raw(), any::<u64>().prop_map(network_raw)];
+    (raw, arrival(), any::<u64>()).prop_map(|(raw, arrival, seed)| arrange(raw, arrival, seed))
 }
 
 fn live(reports: &[Report]) -> LiveAnalysis {
@@ -55,20 +221,126 @@ fn live(reports: &[Report]) -> LiveAnalysis {
     live
 }
 
+/// A round as summaries and pages show it: the first MISSING_SHOWN missing
+/// receivers by name, and the MISSING_SHOWN slowest receivers' latencies (ties
+/// broken by name); the counts and percentiles stay over all.
 fn capped(mut round: Round) -> Round {
     round.missing.truncate(MISSING_SHOWN);
-    // The slowest MISSING_SHOWN latencies (runs here have fewer receivers).
-    assert!(round.latency_ms.len() <= MISSING_SHOWN);
+    let mut slowest: Vec<(String, f64)> =
+        std::mem::take(&mut round.latency_ms).into_iter().collect();
+    slowest.sort_by(|(a, a_ms), (b, b_ms)| b_ms.total_cmp(a_ms).then_with(|| a.cmp(b)));
+    slowest.truncate(MISSING_SHOWN);
+    round.latency_ms = slowest.into_iter().collect();
     round
+}
+
+/// The timeline window `from..to` in about `buckets` buckets: its geometry as
+/// documented (the start snapped down by less than a bucket, the end at or past
+/// `to`, at most one bucket more than asked), and every bucket of every (sender,
+/// event) series equal to a count over the reports themselves.
+fn check_window(
+    live: &LiveAnalysis,
+    reports: &[Report],
+    from: i64,
+    to: i64,
+    buckets: usize,
+) -> Result<(), TestCaseError> {
+    let (window, senders) = live.timeline(from, to, buckets);
+    let what = format!("window {from}..{to} in {buckets}: {window:?}");
+    prop_assert!(window.bucket_ns > 0, "{}", what);
+    prop_assert!(
+        window.from <= from && from - window.from < window.bucket_ns,
+        "{}",
+        what
+    );
+    prop_assert_eq!(
+        window.to,
+        window.from + window.buckets as i64 * window.bucket_ns
+    );
+    prop_assert!(window.to >= to, "{}", what);
+    prop_assert!(window.buckets <= buckets + 1, "{}", what);
+    let mut want: BTreeMap<&str, BTreeMap<&'static str, Vec<u64>>> = BTreeMap::new();
+    let mut total = 0;
+    for report in reports {
+        let time = report.time_unix_nano;
+        if time < window.from || time >= window.to {
+            continue;
+        }
+        let bucket = ((time - window.from) / window.bucket_ns) as usize;
+        want.entry(&report.sender)
+            .or_default()
+            .entry(report.event.as_str_name())
+            .or_insert_with(|| vec![0; window.buckets])[bucket] += 1;
+        total += 1;
+    }
+    prop_assert_eq!(window.total, total, "{}", what);
+    prop_assert!(
+        window.rest.is_empty(),
+        "fewer series than MAX_SERIES: {}",
+        what
+    );
+    let got: BTreeMap<&str, BTreeMap<&'static str, Vec<u64>>> = senders
+        .iter()
+        .map(|sender| (sender.sender.as_str(), sender.counts.clone()))
+        .collect();
+    prop_assert_eq!(&got, &want, "{}", what);
+    for sender in &senders {
+        let counted: u64 = sender.counts.values().flatten().sum();
+        prop_assert_eq!(sender.total, counted, "{}", sender.sender);
+    }
+    // The seqs of the window's reports lie in the range given for it, whose ends
+    // are seqs of reports in the window's whole seconds.
+    let in_window = |report: &&Report| (window.from..window.to).contains(&report.time_unix_nano);
+    let seqs = live.timeline_seqs(window.from, window.to);
+    match (
+        reports
+            .iter()
+            .filter(in_window)
+            .map(|report| report.seq)
+            .min(),
+        seqs,
+    ) {
+        (None, _) => {}
+        (Some(_), None) => prop_assert!(false, "no seqs for a window with reports: {}", what),
+        (Some(_), Some((low, high))) => {
+            let second = 1_000 * MS;
+            let start = window.from.div_euclid(second) * second;
+            let end = -(-window.to).div_euclid(second) * second;
+            let near: Vec<u64> = reports
+                .iter()
+                .filter(|report| (start..end).contains(&report.time_unix_nano))
+                .map(|report| report.seq)
+                .collect();
+            for report in reports.iter().filter(in_window) {
+                prop_assert!(
+                    (low..=high).contains(&report.seq),
+                    "seq {} outside {low}..={high}",
+                    report.seq
+                );
+            }
+            prop_assert!(
+                near.contains(&low) && near.contains(&high),
+                "{low}..={high}: {}",
+                what
+            );
+        }
+    }
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1_500))]
 
     #[test]
-    fn incremental_equals_the_fold_for_any_arrival_order(reports in run()) {
-        let fold = analysis::analyse(&reports);
-        let live = live(&reports);
+    fn incremental_equals_the_fold_for_any_arrival_order(
+        run in run(),
+        buckets in 1..40usize,
+        (start_ms, length_ms) in (-500..3_000i64, 1..3_000i64),
+    ) {
+        let reports = &run.reports;
+        let fold = analysis::analyse(reports);
+        let live = live(reports);
+        prop_assert_eq!(live.reports(), reports.len() as u64);
         prop_assert_eq!(live.nodes(), fold.nodes.clone());
         prop_assert_eq!(live.rounds(), fold.rounds.clone());
         prop_assert_eq!(live.winners(), fold.winners.clone());
@@ -120,12 +392,24 @@ proptest! {
                 }
             }
         }
+        // Every bucket of the timeline: the whole run (hours wide when old reports
+        // came, so a coarse level answers) and a window of a few seconds or less.
+        if let Some((from, to)) = live.span() {
+            let times = reports.iter().map(|report| report.time_unix_nano);
+            prop_assert_eq!(Some((from, to)), times.clone().min().zip(times.max()));
+            check_window(&live, reports, from, to + 1, buckets)?;
+            let start = T0 + start_ms * MS;
+            check_window(&live, reports, start, start + length_ms * MS, buckets)?;
+        } else {
+            prop_assert!(reports.is_empty());
+        }
     }
 
     #[test]
-    fn pages_and_recent_views_are_slices_of_the_whole(reports in run(), limit in 1..7usize) {
-        let fold = analysis::analyse(&reports);
-        let live = live(&reports);
+    fn pages_and_recent_views_are_slices_of_the_whole(run in run(), limit in 1..7usize) {
+        let reports = &run.reports;
+        let fold = analysis::analyse(reports);
+        let live = live(reports);
         // The newest few rounds, as the fold orders them.
         let recent = live.recent_rounds(limit);
         let skip = fold.rounds.len().saturating_sub(limit);
@@ -183,6 +467,94 @@ proptest! {
             let counted: u64 = senders.iter().map(|sender| sender.total).sum();
             prop_assert_eq!(counted, reports.len() as u64);
         }
+    }
+}
+
+/// The strategy reaches what the properties are about: if it stopped producing
+/// the production order, reversed runs, old reports, rounds whose lists are capped
+/// or receipts that come before their round's send, the properties above would
+/// pass without testing it. Counts over 600 draws (deterministic seed); each bound
+/// is a fraction of what the weights give, and far above zero.
+#[test]
+fn the_runs_reach_what_the_properties_are_about() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = run();
+    const DRAWS: usize = 600;
+    let mut orders: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut old, mut missing_capped, mut latencies_capped, mut early, mut late) = (0, 0, 0, 0, 0);
+    for _ in 0..DRAWS {
+        let run = strategy.new_tree(&mut runner).unwrap().current();
+        let reports = &run.reports;
+        *orders.entry(format!("{:?}", run.arrival)).or_default() += 1;
+        assert!(
+            reports.iter().all(|report| report.received_unix_nano > T0),
+            "a receive time of its own"
+        );
+        old += reports
+            .iter()
+            .any(|report| report.time_unix_nano < T0 - HOUR / 2) as usize;
+        let rounds = analysis::rounds(reports);
+        missing_capped += rounds
+            .iter()
+            .any(|round| round.missing_count > MISSING_SHOWN) as usize;
+        latencies_capped += rounds
+            .iter()
+            .any(|round| round.received_count > MISSING_SHOWN) as usize;
+        // A receipt stored before its round's send (its seq is smaller).
+        let seq_of_send = |round: &Round| {
+            reports
+                .iter()
+                .find(|report| {
+                    report.time_unix_nano == round.sent_unix_nano
+                        && report.sender == round.sender
+                        && ROUND_KINDS
+                            .iter()
+                            .any(|(kind, sent, _)| *kind == round.kind && *sent == report.event)
+                })
+                .unwrap()
+                .seq
+        };
+        early += rounds.iter().any(|round| {
+            let sent = seq_of_send(round);
+            let received = ROUND_KINDS
+                .iter()
+                .find(|(kind, ..)| *kind == round.kind)
+                .unwrap()
+                .2;
+            reports.iter().any(|report| {
+                report.event == received
+                    && report.seq < sent
+                    && report.time_unix_nano >= round.sent_unix_nano
+                    && round.latency_ms.contains_key(&report.sender)
+            })
+        }) as usize;
+        // In the production order, a report stored after a later one.
+        if run.arrival == Arrival::Production {
+            late += reports
+                .windows(2)
+                .any(|pair| pair[0].time_unix_nano > pair[1].time_unix_nano)
+                as usize;
+        }
+    }
+    println!(
+        "of {DRAWS}: {orders:?}; {old} with hour-old reports, {missing_capped} with a missing list past {MISSING_SHOWN}, \
+         {latencies_capped} with more than {MISSING_SHOWN} receivers of a round, {early} with a receipt stored before its send, \
+         {late} production-order runs with a report late"
+    );
+    for order in ["Production", "Reversed", "Shuffled"] {
+        assert!(
+            orders.get(order).copied().unwrap_or(0) >= DRAWS / 8,
+            "{order}: {orders:?}"
+        );
+    }
+    for (what, count) in [
+        ("hour-old reports", old),
+        ("missing lists capped", missing_capped),
+        ("latency lists capped", latencies_capped),
+        ("receipts before their send", early),
+        ("production runs with a late report", late),
+    ] {
+        assert!(count >= DRAWS / 10, "{what}: {count} of {DRAWS}");
     }
 }
 

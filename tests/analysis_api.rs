@@ -254,3 +254,82 @@ async fn bad_analysis_parameters_get_400_or_404_naming_the_parameter() {
     }
     server.stop().await;
 }
+
+/// With `--memory` and a small `max_reports`, the analysis covers every report the
+/// run received, including those later evicted (README, "Performance"), while
+/// `/api/runs` says how many were evicted and the report pages hold only the kept
+/// ones: the network's 18 reports in a store that keeps 10.
+#[tokio::test]
+async fn in_memory_the_analysis_counts_evicted_reports_too() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = support::serve_on(listener, Backend::Memory { max_reports: 10 }).await;
+    let t0 = network(&server).await;
+    let runs = server.get_json("/api/runs").await;
+    assert_eq!(
+        (runs[0]["reports"].as_u64(), runs[0]["evicted"].as_u64()),
+        (Some(10), Some(8)),
+        "{runs}"
+    );
+    let page = server.get_json("/api/reports?limit=100").await;
+    let seqs: Vec<u64> = page["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (9..=18).collect::<Vec<_>>(),
+        "only the newest 10 kept"
+    );
+
+    // The analysis is that of all 18: the same answers as with nothing evicted,
+    // though the first sends and receipts (seqs 1–8) are gone from the store.
+    check_analysis(&server, "run-1").await;
+    let nodes = server.get_json("/api/nodes").await;
+    let reports: u64 = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| node["reports"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reports, 18, "{nodes}");
+    assert_eq!(
+        nodes[0]["start_unix_nano"],
+        t0 - 4 * MS,
+        "1f's evicted start"
+    );
+    let whole = server.get_json("/api/timeline?buckets=10").await;
+    let total: u64 = whole["senders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sender| sender["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 18);
+    assert_eq!(
+        whole["run_from"],
+        t0 - 5 * MS,
+        "the run began with an evicted report"
+    );
+
+    // Once another run is current, the first one's analysis is still of all 18.
+    let response = support::http()
+        .post(format!("{}/api/runs", server.url()))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    check_analysis(&server, "1").await;
+    let runs = server.get_json("/api/runs").await;
+    let first = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["id"] == 1)
+        .unwrap();
+    assert_eq!(first["evicted"], 8, "{runs}");
+    server.stop().await;
+}

@@ -6,6 +6,7 @@
 mod support;
 
 use perfstats::report::now_unix_nano;
+use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -62,19 +63,33 @@ fn network(seed: u64, light_extra_ms: i64) -> Vec<PerformanceData> {
     reports
 }
 
+/// A kind's `p50_delta_ci95_ms` as `[low, high]`, asserting it is there.
+fn interval_of(kind: &serde_json::Value) -> [f64; 2] {
+    let interval = kind["p50_delta_ci95_ms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an interval: {kind}"));
+    assert_eq!(interval.len(), 2, "{kind}");
+    [interval[0].as_f64().unwrap(), interval[1].as_f64().unwrap()]
+}
+
+/// Starts a run called `name` on `server`.
+async fn new_run(server: &support::TestServer, name: &str) {
+    let started = support::http()
+        .post(format!("{}/api/runs", server.url()))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "name": name }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200, "start run {name}");
+}
+
 #[tokio::test]
 async fn forty_ms_on_the_light_nodes_is_found_and_nothing_else() {
     let server = support::spawn_server().await;
     let client = server.client();
     client.send_batch_with_retries(network(1, 0)).await.unwrap();
-    let started = reqwest::Client::new()
-        .post(format!("{}/api/runs", server.url()))
-        .header("content-type", "application/json")
-        .body(r#"{"name": "slow-light"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 200);
+    new_run(&server, "slow-light").await;
     client
         .send_batch_with_retries(network(2, 40))
         .await
@@ -89,12 +104,7 @@ async fn forty_ms_on_the_light_nodes_is_found_and_nothing_else() {
         (Some(600), Some(600))
     );
     let delta = block["p50_delta_ms"].as_f64().unwrap();
-    let interval: Vec<f64> = block["p50_delta_ci95_ms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|value| value.as_f64().unwrap())
-        .collect();
+    let interval = interval_of(block);
     assert!(
         interval[0] <= delta && delta <= interval[1],
         "{delta} in {interval:?}"
@@ -141,14 +151,41 @@ async fn forty_ms_on_the_light_nodes_is_found_and_nothing_else() {
     assert_eq!(nodes[6]["sender"], "ra");
     assert_eq!(nodes[6]["a"]["blocks_missed"], 0, "ra sent every block");
 
-    let same = server
-        .get_json("/api/compare?a=slow-light&b=slow-light")
-        .await;
+    // run-1 against itself: the medians are the same number, so the difference is
+    // exactly 0; the interval must hold 0 and be as narrow as 600 receipts make it.
+    // Its width follows from the data: node i's latencies are uniform on 10–30 ms
+    // + 8i ms (i = 0..5), so the density at the median (40 ms) is 2 nodes × 1/6 ×
+    // 1/20 ms = 1/60 per ms, flat over 38–42 ms. The median of n = 600 then has a
+    // standard error of 1/(2f√n) ≈ 1.22 ms; the bootstrap resamples the two sides
+    // independently, so the difference's is √2 times that, and a 95% interval is
+    // 2 × 1.96 × 1.73 ≈ 6.8 ms wide. Half to one and a half times that allows for
+    // the bootstrap's own noise; an interval from a broken resampler (all draws from
+    // one side, the sides' draws shared, a different rank) lands outside.
+    let same = server.get_json("/api/compare?a=run-1&b=run-1").await;
     let same_block = &same["kinds"]["block"];
-    assert_eq!(same_block["p50_delta_ms"], 0.0);
-    let interval = same_block["p50_delta_ci95_ms"].as_array().unwrap();
-    assert!(interval[0].as_f64().unwrap() <= 0.0 && 0.0 <= interval[1].as_f64().unwrap());
+    assert_eq!(same_block["p50_delta_ms"], 0.0, "{same_block}");
+    let [low, high] = interval_of(same_block);
+    let expected_width = 2.0 * 1.96 * 2f64.sqrt() * 30.0 / 600f64.sqrt();
+    println!(
+        "run-1 against itself: [{low:.2}, {high:.2}] ms, {:.2} ms wide (expected about {expected_width:.2})",
+        high - low
+    );
+    assert!(low <= 0.0 && 0.0 <= high, "[{low}, {high}] holds 0");
+    assert!(
+        (0.5 * expected_width..=1.5 * expected_width).contains(&(high - low)),
+        "[{low}, {high}]: width {} ms, expected about {expected_width:.1} ms",
+        high - low
+    );
     assert_eq!(same_block["real"], false);
+    assert!(
+        same["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|node| node["a"] == node["b"] && node["a"].is_object()),
+        "every node the same on both sides: {}",
+        same["nodes"]
+    );
 
     for (path, status, named) in [
         ("/api/compare?a=run-1&b=nope", 404, "b: no run"),
@@ -201,5 +238,150 @@ async fn forty_ms_on_the_light_nodes_is_found_and_nothing_else() {
     assert_eq!(unknown.status.code(), Some(1));
     let error = String::from_utf8(unknown.stderr).unwrap();
     assert!(error.contains("missing-run"), "{error}");
+    server.stop().await;
+}
+
+/// The bootstrap is seeded by what is compared: the same two runs give the same
+/// interval on every call, and after a restart (SQLite rebuilds both runs'
+/// analyses from their reports), the whole answer is the same.
+#[tokio::test]
+async fn the_same_comparison_gives_the_same_interval_twice_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("compare.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = support::serve_on(listener, Backend::Sqlite(db.clone())).await;
+    server
+        .client()
+        .send_batch_with_retries(network(3, 0))
+        .await
+        .unwrap();
+    new_run(&server, "slower").await;
+    server
+        .client()
+        .send_batch_with_retries(network(4, 5))
+        .await
+        .unwrap();
+    let path = "/api/compare?a=run-1&b=slower";
+    let first = server.get_json(path).await;
+    let [low, high] = interval_of(&first["kinds"]["block"]);
+    assert!(low < high, "an interval of spread data: [{low}, {high}]");
+    assert_eq!(server.get_json(path).await, first, "the same call again");
+    server.stop().await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = support::serve_on(listener, Backend::Sqlite(db)).await;
+    let again = server.get_json(path).await;
+    assert_eq!(
+        again["kinds"]["block"]["p50_delta_ci95_ms"],
+        first["kinds"]["block"]["p50_delta_ci95_ms"]
+    );
+    assert_eq!(again, first, "the whole comparison after a restart");
+    server.stop().await;
+}
+
+/// A run of `rounds` block rounds sent by `ra` that `receiver` receives after
+/// `base_ms` + 1 ms per round (so `rounds` receipts of spread latencies), and a
+/// node `only` that reports only its start.
+fn receipts(rounds: i64, base_ms: i64, receiver: &str, only: &str) -> Vec<PerformanceData> {
+    let start = now_unix_nano() - 100_000 * MS;
+    let mut reports = vec![
+        PerformanceData::new(start, receiver, Event::Libp2pNodeIdKnown, "id"),
+        PerformanceData::new(start, only, Event::Libp2pNodeIdKnown, "id"),
+    ];
+    for round in 0..rounds {
+        let sent = start + (1_000 + round * 1_000) * MS;
+        reports.push(PerformanceData::new(
+            sent,
+            "ra",
+            Event::RaNewBlockSent,
+            format!("block {round}"),
+        ));
+        reports.push(PerformanceData::new(
+            sent + (base_ms + round) * MS,
+            receiver,
+            Event::NewBlockReceived,
+            "block",
+        ));
+    }
+    reports
+}
+
+/// An interval needs MIN_FOR_INTERVAL (10) receipts on each side: 9 against 10
+/// gives none (either way round) though both medians exist, 10 against 10 gives
+/// one. A node that reported in one run only has null for the other side.
+#[tokio::test]
+async fn an_interval_needs_ten_receipts_a_side_and_a_node_of_one_run_gets_null() {
+    let server = support::spawn_server().await;
+    let client = server.client();
+    new_run(&server, "nine").await;
+    client
+        .send_batch_with_retries(receipts(9, 10, "1f", "only-nine"))
+        .await
+        .unwrap();
+    new_run(&server, "ten").await;
+    client
+        .send_batch_with_retries(receipts(10, 10, "1f", "only-ten"))
+        .await
+        .unwrap();
+    new_run(&server, "ten-later").await;
+    client
+        .send_batch_with_retries(receipts(10, 14, "1f", "only-ten-later"))
+        .await
+        .unwrap();
+
+    for (a, b) in [("nine", "ten"), ("ten", "nine")] {
+        let compared = server.get_json(&format!("/api/compare?a={a}&b={b}")).await;
+        let block = &compared["kinds"]["block"];
+        let counts = (block["a"]["count"].as_u64(), block["b"]["count"].as_u64());
+        let expected = if a == "nine" { (9, 10) } else { (10, 9) };
+        assert_eq!(counts, (Some(expected.0), Some(expected.1)), "{block}");
+        assert!(
+            block["p50_delta_ms"].is_f64(),
+            "both medians exist: {block}"
+        );
+        assert_eq!(
+            block["p50_delta_ci95_ms"],
+            serde_json::Value::Null,
+            "{a} vs {b}: 9 receipts are too few for an interval"
+        );
+        assert_eq!(block["real"], false);
+    }
+
+    let compared = server.get_json("/api/compare?a=ten&b=ten-later").await;
+    let block = &compared["kinds"]["block"];
+    assert_eq!(
+        (block["a"]["count"].as_u64(), block["b"]["count"].as_u64()),
+        (Some(10), Some(10))
+    );
+    // 1f's latencies are 10–19 ms against 14–23 ms: medians 14 and 18 ms.
+    let delta = block["p50_delta_ms"].as_f64().unwrap();
+    assert!((delta - 4.0).abs() < 0.2, "{delta}");
+    let [low, high] = interval_of(block);
+    assert!(low <= delta && delta <= high, "{delta} in [{low}, {high}]");
+
+    // Nodes: 1f and ra in both; each run's own node only on its side.
+    let nodes: Vec<&serde_json::Value> = compared["nodes"].as_array().unwrap().iter().collect();
+    let senders: Vec<&str> = nodes
+        .iter()
+        .map(|node| node["sender"].as_str().unwrap())
+        .collect();
+    assert_eq!(senders, ["1f", "only-ten", "only-ten-later", "ra"]);
+    let node = |name: &str| nodes.iter().find(|node| node["sender"] == name).unwrap();
+    assert!(node("1f")["a"].is_object() && node("1f")["b"].is_object());
+    let median = node("1f")["a"]["block_p50_ms"].as_f64().unwrap();
+    assert!(
+        (median - 14.0).abs() <= 14.0 * 0.004,
+        "within the buckets' 0.4%: {median}"
+    );
+    for (name, present, absent) in [("only-ten", "a", "b"), ("only-ten-later", "b", "a")] {
+        let node = node(name);
+        assert!(node[present].is_object(), "{node}");
+        assert_eq!(
+            node[absent],
+            serde_json::Value::Null,
+            "{name} reported in one run only: {node}"
+        );
+        assert_eq!(node["synced_delta_ms"], serde_json::Value::Null, "{node}");
+    }
     server.stop().await;
 }

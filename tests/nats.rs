@@ -11,8 +11,8 @@ use perfstats::client::{Client, RetryPolicy};
 use perfstats::{Event, PerformanceData};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use support::nats::{NatsCluster, writable};
 use support::{BinaryServer, http, metric, wait_until, within};
 use tonic_health::pb::HealthCheckRequest;
@@ -109,8 +109,10 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
         reaches_the_stream(url).await;
     }
 
-    // Half the clients prefer A, half B; each fails over to the other.
+    // Half the clients prefer A, half B; each fails over to the other. Each counts
+    // the ACKs it gets once the kills are done, and notes when it finished.
     let acked = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for node in 0..CLIENTS {
         let addrs = if node % 2 == 0 {
@@ -119,9 +121,10 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
             format!("{},{}", b.url, a.url)
         };
         let client = Client::connect_lazy(&addrs).unwrap().with_policy(patient());
-        let acked = acked.clone();
+        let (acked, killed) = (acked.clone(), killed.clone());
         tasks.push(tokio::spawn(async move {
             let mut mine = HashMap::new();
+            let mut after_kill = 0;
             for i in 0..PER_CLIENT {
                 let report = PerformanceData::new(
                     0,
@@ -136,8 +139,11 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
                     .unwrap_or_else(|status| panic!("client {node} report {i}: {status}"));
                 mine.insert(id, ack.seq);
                 acked.fetch_add(1, Ordering::Relaxed);
+                if killed.load(Ordering::SeqCst) {
+                    after_kill += 1;
+                }
             }
-            mine
+            (mine, after_kill, Instant::now())
         }));
     }
 
@@ -151,20 +157,38 @@ async fn killing_the_stream_leader_and_a_server_loses_nothing_acked() {
     let leader = cluster.stream_leader("PERFSTATS").await;
     cluster.kill(leader);
     a.kill9();
-    let killed_at = acked.load(Ordering::Relaxed);
+    let killed_at = (Instant::now(), acked.load(Ordering::SeqCst));
+    killed.store(true, Ordering::SeqCst);
 
     let mut acks: HashMap<String, u64> = HashMap::new();
+    let mut clients = Vec::new();
     for task in tasks {
-        let mine = within(LOAD_DEADLINE, "the clients to finish", task)
+        let (mine, after_kill, finished) = within(LOAD_DEADLINE, "the clients to finish", task)
             .await
             .unwrap();
         acks.extend(mine);
+        clients.push((after_kill, finished));
     }
     assert_eq!(acks.len(), CLIENTS * PER_CLIENT, "every report was ACKed");
+    let after: Vec<usize> = clients.iter().map(|(after_kill, _)| *after_kill).collect();
     println!(
-        "killed NATS node {} (the stream leader) and server A after {killed_at} ACKs",
-        cluster.name(leader)
+        "killed NATS node {} (the stream leader) and server A after {} ACKs; ACKs each client got after the kills: {after:?}",
+        cluster.name(leader),
+        killed_at.1
     );
+    // The faults happened under load: when both processes were dead every client
+    // still had reports to send, and each went on getting ACKs (those preferring
+    // A from B), finishing after the kills.
+    assert!(
+        killed_at.1 < CLIENTS * PER_CLIENT,
+        "the load was over before the kills"
+    );
+    for (node, (after_kill, finished)) in clients.iter().enumerate() {
+        assert!(
+            *after_kill > 0 && *finished > killed_at.0,
+            "client {node} got no ACK after the kills (it had finished): {after:?}"
+        );
+    }
 
     // Server A again, on the same database: it catches up from where it stopped.
     let a = serve(&cluster, &["--db", &db_a]);

@@ -3,12 +3,16 @@
 #![allow(dead_code)]
 
 use perfstats::client::{Client, RetryPolicy};
+use perfstats::metrics::Metrics;
+use perfstats::report::Report;
 use perfstats::server;
-use perfstats::store::{Backend, Store, StoreConfig};
+use perfstats::store::{Backend, CommitObserver, Store, StoreConfig};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -89,11 +93,24 @@ pub async fn serve_with(
     backend: Backend,
     options: server::Options,
 ) -> TestServer {
+    let observer = options.metrics.clone();
+    serve_observed(listener, backend, options, observer).await
+}
+
+/// A server whose store tells `observer` what it commits (instead of
+/// `options.metrics`: an observer that should keep `/metrics` counting forwards
+/// to them, as [`CommitLog`] does).
+pub async fn serve_observed(
+    listener: TcpListener,
+    backend: Backend,
+    options: server::Options,
+    observer: Arc<dyn CommitObserver>,
+) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let store = Store::open(StoreConfig {
         backend,
         new_run: None,
-        observer: options.metrics.clone(),
+        observer,
     })
     .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -107,6 +124,41 @@ pub async fn serve_with(
         task: Some(tokio::spawn(async move {
             task.await.unwrap().unwrap();
         })),
+    }
+}
+
+/// Records what each store commit stored (per commit, its reports counted by
+/// sender) and passes every commit on to the server's metrics, so `/metrics`
+/// counts as usual. Serve with it through [`serve_observed`].
+#[derive(Debug)]
+pub struct CommitLog {
+    metrics: Arc<Metrics>,
+    commits: Mutex<Vec<BTreeMap<String, usize>>>,
+}
+
+impl CommitLog {
+    /// A log that forwards to `metrics` (the server's `Options::metrics`).
+    pub fn new(metrics: Arc<Metrics>) -> Arc<CommitLog> {
+        Arc::new(CommitLog {
+            metrics,
+            commits: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Every commit so far, oldest first: its stored reports counted by sender.
+    pub fn commits(&self) -> Vec<BTreeMap<String, usize>> {
+        self.commits.lock().unwrap().clone()
+    }
+}
+
+impl CommitObserver for CommitLog {
+    fn committed(&self, stored: &[&Report], duplicates: u64, elapsed: Duration) {
+        let mut senders = BTreeMap::new();
+        for report in stored {
+            *senders.entry(report.sender.clone()).or_default() += 1;
+        }
+        self.commits.lock().unwrap().push(senders);
+        self.metrics.committed(stored, duplicates, elapsed);
     }
 }
 
