@@ -3,12 +3,12 @@
 //! server, which stores them durably and shows them on a dashboard on the same port.
 //!
 //! # Layout
-//! Layers point one way: each imports only those above it in this list.
-//! - Foundations, which import nothing of the crate above themselves:
-//!   - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
-//!   - [`event`]: event names in every accepted spelling, and report validation.
+//! Layers point one way: each part imports only parts listed before it.
+//! - Foundations, each importing only those after it here:
 //!   - [`error`]: the service's error type and its mapping to gRPC and HTTP.
 //!   - [`report`]: the stored report type and time helpers.
+//!   - [`event`]: event names in every accepted spelling, and report validation.
+//!   - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
 //!   - [`intern`]: names kept once and referred to by dense ids (senders, winners).
 //!   - `pem`: PEM files and the crypto provider, for server and client TLS alike.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run
@@ -17,12 +17,12 @@
 //! - [`store`]: runs of reports, group commit, SQLite and memory backends, reads,
 //!   each run's live analysis; tells a [`store::CommitObserver`] what it commits;
 //!   [`store::Applier`] for a server applying a shared stream.
-//! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics` (the
-//!   store's observer).
 //! - [`client`]: `Client`, `RetryPolicy` and the non-blocking `Reporter` for nodes;
 //!   the terminal commands' HTTP client.
 //! - [`cluster`]: servers sharing one replicated NATS JetStream stream: setting it up,
 //!   publishing writes to it, applying it to the local store in order, health.
+//! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics` (the
+//!   store's observer).
 //! - [`writes`]: where accepted writes go: the store, or the shared stream.
 //! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
 //!   the HTTP API (one file a resource), the embedded dashboard, tokens, browser

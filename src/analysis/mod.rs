@@ -639,4 +639,15 @@ mod tests {
         assert_eq!(percentile(&[7.0], 0.95), Some(7.0));
         assert_eq!(percentile(&[], 0.5), None);
     }
+
+    #[test]
+    fn exactly_the_sync_phases_have_labels() {
+        for event in Event::all() {
+            assert_eq!(
+                event.phase_label().is_some(),
+                SYNC_PHASES.contains(&event),
+                "{event}"
+            );
+        }
+    }
 }
