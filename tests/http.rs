@@ -4,13 +4,12 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use perfstats::server::{AppState, Options, app};
-use perfstats::store::{Backend, Store, StoreConfig};
+use perfstats::server::AppState;
+use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
 use std::time::Duration;
 use support::spawn_server;
 use tokio_stream::StreamExt;
-use tower::ServiceExt;
 
 async fn send_some(server: &support::TestServer, reports: &[(&str, Event, &str)]) {
     let client = server.client();
@@ -654,34 +653,10 @@ async fn the_stream_goes_live_and_resumes_from_last_event_id() {
     server.stop().await;
 }
 
-fn app_state() -> AppState {
-    let metrics = std::sync::Arc::new(perfstats::metrics::Metrics::default());
-    let store = Store::open(StoreConfig {
-        backend: Backend::Memory { max_reports: 100 },
-        new_run: Some("oneshot".into()),
-        observer: metrics.clone(),
-    })
-    .unwrap();
-    AppState {
-        writes: perfstats::writes::Writes::Local(store.clone()),
-        store,
-        metrics,
-        shutdown: tokio::sync::watch::channel(false).1,
-        limits: Default::default(),
-    }
-}
-
+/// Through the whole router without a listener: the status and the body.
 async fn oneshot(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
-    let response = app(state.clone(), &Options::default())
-        .await
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    let response = support::oneshot(state, request).await;
+    (response.status(), response.into_body())
 }
 
 fn get(uri: &str) -> Request<Body> {
@@ -690,7 +665,7 @@ fn get(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn bad_parameters_get_400_naming_the_parameter() {
-    let state = app_state();
+    let state = support::app_state();
     for (uri, starts) in [
         (
             "/api/reports?after=-1",
@@ -756,7 +731,7 @@ async fn bad_parameters_get_400_naming_the_parameter() {
 
 #[tokio::test]
 async fn legacy_send_stores_through_the_router() {
-    let state = app_state();
+    let state = support::app_state();
     let (status, body) = oneshot(
         &state,
         Request::post("/send")
