@@ -750,3 +750,68 @@ async fn legacy_send_stores_through_the_router() {
     assert_eq!(page["reports"][0]["time_unix_nano"], 5);
     assert_eq!(page["reports"][0]["sender"], "4l");
 }
+
+/// A gRPC write sent with another method than POST (tonic dispatches on the path
+/// alone) is refused before it is decoded, whatever its headers, and stores
+/// nothing; the same call as POST is stored, so the frame itself is a valid write.
+#[tokio::test]
+async fn grpc_methods_are_refused_unless_posted() {
+    use prost::Message;
+    let state = support::app_state();
+    let report = PerformanceData::new(0, "1f", Event::NewBlockReceived, "sent as GET");
+    let mut frame = vec![0u8];
+    frame.extend((report.encoded_len() as u32).to_be_bytes());
+    report.encode(&mut frame).unwrap();
+    let call = |method: &str, browser: bool| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri("http://127.0.0.1/perfstats.v1.PerformanceStats/ReportStat")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if browser {
+            request = request
+                .header("origin", "http://evil.example")
+                .header("sec-fetch-site", "cross-site");
+        }
+        request.body(Body::from(frame.clone())).unwrap()
+    };
+    for (method, browser) in [
+        ("GET", false),
+        ("OPTIONS", false),
+        ("OPTIONS", true),
+        ("PUT", false),
+    ] {
+        let response = support::oneshot(&state, call(method, browser)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(response.headers()["allow"], "POST", "{method}");
+        assert!(
+            response.body().contains("called with POST"),
+            "{}",
+            response.body()
+        );
+    }
+    let get_health = Request::get("http://127.0.0.1/grpc.health.v1.Health/Check")
+        .header("content-type", "application/grpc")
+        .body(Body::empty())
+        .unwrap();
+    let refused = support::oneshot(&state, get_health).await;
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(state.store.current_run().reports, 0, "nothing was stored");
+
+    let posted = support::oneshot(&state, call("POST", false)).await;
+    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(
+        posted.headers().get("grpc-status").map(|v| v.as_bytes()),
+        None,
+        "no trailers-only error"
+    );
+    assert_eq!(
+        state.store.current_run().reports,
+        1,
+        "the same frame as POST is stored"
+    );
+}

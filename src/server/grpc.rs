@@ -1,4 +1,5 @@
-//! The `perfstats.v1.PerformanceStats` gRPC service: validate, store, acknowledge.
+//! The `perfstats.v1.PerformanceStats` gRPC service: validate, store, acknowledge;
+//! and the rule that every gRPC call on the port is a `POST`.
 
 use super::observe;
 use crate::error::Error;
@@ -8,9 +9,43 @@ use crate::pb::{Ack, BatchAck, PerformanceData};
 use crate::report::{Report, now_unix_nano};
 use crate::server::limits::{Limits, Share};
 use crate::writes::Writes;
+use axum::http::{Method, StatusCode, header};
+use axum::response::IntoResponse;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
+
+/// Path prefixes of the gRPC services on the one port: ingest, and `grpc.*`
+/// (health, reflection).
+const GRPC_PATH_PREFIXES: [&str; 2] = ["/perfstats.v1.", "/grpc."];
+
+/// The middleware that refuses a gRPC method called with anything but `POST`
+/// (405, `Allow: POST`), before anything is decoded. tonic dispatches on the path
+/// alone, so without it a write sent as `GET` or `OPTIONS` would be stored while
+/// rules written for writes (browser checks, say) see a read.
+pub async fn only_post(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    if request.method() != Method::POST
+        && GRPC_PATH_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+    {
+        let refusal = format!(
+            "{path}: gRPC methods are called with POST, not {}",
+            request.method()
+        );
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST")],
+            refusal,
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
 
 /// Reports taken in one `ReportStats` stream at most; a node flushing its queue
 /// sends far fewer. Larger streams are refused before anything is stored.

@@ -148,6 +148,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .into_axum_router()
         .merge(http::router(state))
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn(grpc::only_post))
         .layer(axum::middleware::from_fn_with_state(guard, auth::check))
         // Outermost: browser checks run before the token check and every handler.
         .layer(axum::middleware::from_fn_with_state(
