@@ -1,6 +1,7 @@
 //! [`Interner`]: names (senders, winner ids) kept once each and referred to by a
 //! dense `u32` id, so that per-report state holds 4 bytes instead of a string.
-//! Ids are given in first-seen order from 0 and never change.
+//! Ids are given in first-seen order from 0 and never change. Names come from
+//! clients, so the map is foldhash's, seeded at random per interner.
 
 use std::collections::HashMap;
 use std::sync::Arc;

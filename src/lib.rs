@@ -4,11 +4,11 @@
 //!
 //! # Layout
 //! Layers point one way: each part imports only parts listed before it.
-//! - Foundations, each importing only those after it here:
-//!   - [`error`]: the service's error type and its mapping to gRPC and HTTP.
-//!   - [`report`]: the stored report type and time helpers.
-//!   - [`event`]: event names in every accepted spelling, and report validation.
+//! - Foundations:
 //!   - [`pb`]: the generated `perfstats.v1` protobuf types, client and server stubs.
+//!   - [`event`]: event names in every accepted spelling, and report validation.
+//!   - [`report`]: the stored report type and time helpers.
+//!   - [`error`]: the service's error type and its mapping to gRPC and HTTP.
 //!   - [`intern`]: names kept once and referred to by dense ids (senders, winners).
 //!   - `pem`: PEM files and the crypto provider, for server and client TLS alike.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run

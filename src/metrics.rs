@@ -1,7 +1,8 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text via `prometheus-client`):
 //! what was stored, refused and how fast, plus the current run's propagation
 //! latencies from its whole-run distributions. The store tells it what it commits
-//! through [`CommitObserver`]; it imports neither the store nor the server.
+//! through [`CommitObserver`] (of the store it knows only that trait); it never
+//! imports the server.
 
 use crate::analysis::RoundKind;
 use crate::analysis::distribution::Distribution;
@@ -321,12 +322,12 @@ mod tests {
         latencies.add(20_000_000);
         latencies.add(40_000_000);
         latencies.add_max(40_000_000);
-        let now = Gauges {
+        let gauges = Gauges {
             subscribers: 3,
             stream_text_bytes: 7,
             stream: None,
         };
-        let text = metrics.encode(now, &[(RoundKind::Block, &latencies)]);
+        let text = metrics.encode(gauges, &[(RoundKind::Block, &latencies)]);
         assert!(
             text.contains("perfstats_propagation_latency_seconds_count{kind=\"block\"} 2"),
             "{text}"

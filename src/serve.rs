@@ -60,6 +60,10 @@ impl Service {
     /// Opens the store and, with a cluster, joins the stream; loads TLS. Errors are
     /// the one line the command prints before exiting 1.
     pub async fn open(config: ServeConfig) -> Result<Service, String> {
+        match server::connections::raise_descriptor_limit() {
+            Ok(limit) => tracing::debug!(limit, "open descriptors allowed"),
+            Err(error) => tracing::warn!("cannot read the descriptor limit: {error}"),
+        }
         if config.cluster.is_some() && config.new_run.is_some() {
             return Err(
                 "--new-run: with --nats, start runs with POST /api/runs (for every server)".into(),
@@ -131,10 +135,6 @@ impl Service {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), String> {
-        match server::connections::raise_descriptor_limit() {
-            Ok(limit) => tracing::debug!(limit, "open descriptors allowed"),
-            Err(error) => tracing::warn!("cannot read the descriptor limit: {error}"),
-        }
         let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = server::run(listener, self.store, self.options, async {
             let _ = stopped.await;

@@ -39,7 +39,7 @@ pub(super) async fn probe(cluster: std::sync::Weak<Cluster>) {
 
 /// Keeps [`Cluster::writable`] current until the cluster is gone. A task of its
 /// own, not part of [`probe`]: a probe of a stream without a leader waits up to
-/// [`PUBLISH_TIMEOUT`], and health must not lag what writes see meanwhile.
+/// [`PUBLISH_TIMEOUT`](super::PUBLISH_TIMEOUT), and health must not lag what writes see meanwhile.
 pub(super) async fn watch_writable(cluster: std::sync::Weak<Cluster>) {
     loop {
         let Some(cluster) = cluster.upgrade() else {

@@ -31,7 +31,7 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
         let before = cluster.applier.applied();
         let stop = tokio::select! {
             stop = follow(&cluster) => stop,
-            () = cluster.store.closed() => Stop::Closed,
+            () = cluster.applier.closed() => Stop::Closed,
         };
         match stop {
             Stop::Refused(error) => {
@@ -56,7 +56,7 @@ pub(super) async fn run(cluster: Arc<Cluster>) {
                 let pause = Duration::from_millis(100).saturating_mul(failures);
                 tokio::select! {
                     () = tokio::time::sleep(pause.min(MAX_PAUSE)) => {}
-                    () = cluster.store.closed() => return,
+                    () = cluster.applier.closed() => return,
                 }
             }
         }
@@ -157,7 +157,7 @@ async fn follow(cluster: &Cluster) -> Stop {
             ));
         }
         if let Err(error) = apply(&cluster.applier, entries).await {
-            return if cluster.store.is_closed() {
+            return if cluster.applier.is_closed() {
                 Stop::Closed
             } else {
                 Stop::Again(format!("the store refused: {error}"))

@@ -47,6 +47,7 @@ pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(2 * 60 * 60);
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the start waits for the stream before serving without it.
 const FIRST_CONTACT: Duration = Duration::from_secs(5);
+
 /// Which stream to share, and how it is made when it does not exist yet.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -206,7 +207,7 @@ impl Cluster {
         ))
     }
 
-    /// The store this server applies the stream to.
+    /// The store this server applies the stream to, for reads.
     pub fn store(&self) -> &Store {
         &self.store
     }

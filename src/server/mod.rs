@@ -12,7 +12,7 @@ mod legacy;
 mod limits;
 mod origin;
 mod stream;
-pub(crate) mod tls;
+mod tls;
 
 pub use auth::Tokens;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};

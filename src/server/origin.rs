@@ -226,7 +226,7 @@ pub struct BrowserRules {
 /// The middleware: refuses browser requests to a foreign `Host` and cross-origin
 /// browser writes, before anything else (tokens, handlers) sees them.
 pub async fn check(
-    State(browsers): State<Arc<BrowserRules>>,
+    State(rules): State<Arc<BrowserRules>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -234,12 +234,12 @@ pub async fn check(
         request.method(),
         request.uri(),
         request.headers(),
-        browsers.scheme,
-        &browsers.allowed,
+        rules.scheme,
+        &rules.allowed,
     ) {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
-            browsers.metrics.rejected(refusal.reason);
+            rules.metrics.rejected(refusal.reason);
             if super::http::is_grpc(request.headers()) {
                 tonic::Status::permission_denied(refusal.message).into_http()
             } else {

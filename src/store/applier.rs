@@ -8,7 +8,6 @@ use super::{Receipt, RunInfo, Shared, Store, closed};
 use crate::error::Error;
 use crate::report::Report;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// A handle to a store for applying a stream to it (see the module doc).
 #[derive(Clone)]
@@ -17,6 +16,7 @@ pub struct Applier {
 }
 
 impl Applier {
+    /// The applier of `store`.
     pub(super) fn new(store: Store) -> Applier {
         Applier { store }
     }
@@ -36,27 +36,27 @@ impl Applier {
         name: Option<String>,
         started_unix_nano: i64,
     ) -> Result<RunInfo, Error> {
-        let (reply, run) = oneshot::channel();
-        self.store.enqueue(Pending::NewRun {
-            name,
-            at: Some((seq, started_unix_nano)),
-            reply,
-        })?;
-        run.await.map_err(|_| closed())?
+        self.store
+            .request(|reply| Pending::NewRun {
+                name,
+                at: Some((seq, started_unix_nano)),
+                reply,
+            })
+            .await
     }
 
     /// Records that the stream's message at `seq` is no report and no run.
     pub async fn skip(&self, seq: u64) -> Result<(), Error> {
-        let (reply, done) = oneshot::channel();
-        self.store.enqueue(Pending::Skip { seq, reply })?;
-        done.await.map_err(|_| closed())?
+        self.store
+            .request(|reply| Pending::Skip { seq, reply })
+            .await
     }
 
     /// Checks that this store holds reports of `source` (a stream and when it was
     /// made; `None`: this server's own), recording a stream in a store without
     /// reports; refuses a store filled from anything else, whose seqs would clash.
     pub async fn claim(&self, source: Option<String>) -> Result<(), Error> {
-        self.with_writer(move |shared| {
+        self.with_writer("claim", move |shared| {
             let mut writer = shared.writer.lock().expect("writer lock");
             writer.claim(source.as_deref())
         })
@@ -66,15 +66,17 @@ impl Applier {
     /// The stream this store holds (as [`Applier::claim`] recorded it), if any, and
     /// whether it holds any report.
     pub async fn source(&self) -> Result<(Option<String>, bool), Error> {
-        self.with_writer(|shared| shared.writer.lock().expect("writer lock").source())
-            .await
+        self.with_writer("read", |shared| {
+            shared.writer.lock().expect("writer lock").source()
+        })
+        .await
     }
 
     /// Gives the first run, while it is the only one and has no reports, this start
     /// time: a stream's creation time, so that every server applying the stream
     /// shows the run it made when it opened empty the same way.
     pub async fn date_first_run(&self, started_unix_nano: i64) -> Result<(), Error> {
-        self.with_writer(move |shared| {
+        self.with_writer("update", move |shared| {
             let mut writer = shared.writer.lock().expect("writer lock");
             let mut runs = shared.runs.write().expect("runs lock");
             match runs.all.as_mut_slice() {
@@ -119,14 +121,15 @@ impl Applier {
     }
 
     /// Runs `work` with the writer's state on the blocking pool: it takes the
-    /// writer lock, which a commit may hold.
+    /// writer lock, which a commit may hold. `what` names it if the task fails.
     async fn with_writer<T: Send + 'static>(
         &self,
+        what: &'static str,
         work: impl FnOnce(&Shared) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let shared: Arc<Shared> = self.store.shared.clone();
         tokio::task::spawn_blocking(move || work(&shared))
             .await
-            .map_err(|error| Error::Unavailable(format!("store: writer task failed: {error}")))?
+            .map_err(|error| Error::Unavailable(format!("store: {what} failed: {error}")))?
     }
 }

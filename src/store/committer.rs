@@ -28,7 +28,7 @@ const LEADER_ROUNDS: usize = 16;
 const COMMITTER_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the receipts of one append go.
-pub(super) type ReceiptsReply = oneshot::Sender<Result<Vec<Receipt>, Error>>;
+type ReceiptsReply = oneshot::Sender<Result<Vec<Receipt>, Error>>;
 
 /// A request waiting for the committer.
 pub(super) enum Pending {
@@ -49,8 +49,19 @@ pub(super) enum Pending {
 }
 
 impl Store {
+    /// Queues the request `pending` makes of a reply channel, sees that it gets
+    /// committed, and waits for the answer.
+    pub(super) async fn request<T>(
+        &self,
+        pending: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Pending,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(pending(reply))?;
+        answer.await.map_err(|_| closed())?
+    }
+
     /// Queues `pending` and sees that it gets committed.
-    pub(super) fn enqueue(&self, pending: Pending) -> Result<(), Error> {
+    fn enqueue(&self, pending: Pending) -> Result<(), Error> {
         self.shared
             .queue
             .lock()
@@ -98,7 +109,7 @@ pub(super) fn commit_loop(shared: std::sync::Weak<Shared>) {
 impl Shared {
     /// Notes that every seq up to `seq` is applied (a report, a run's start or a
     /// hole), waking whoever waits for it.
-    pub(super) fn mark_applied(&self, seq: u64) {
+    fn mark_applied(&self, seq: u64) {
         self.applied.send_if_modified(|applied| {
             let advanced = seq > *applied;
             *applied = (*applied).max(seq);
@@ -109,7 +120,7 @@ impl Shared {
     /// Commits what is queued unless someone else holds the writer; true when more
     /// was queued meanwhile (the caller should call again). Whoever holds the
     /// writer checks the queue again after letting go, so nothing is left behind.
-    pub(super) fn commit_queued(&self) -> bool {
+    fn commit_queued(&self) -> bool {
         {
             let Ok(mut writer) = self.writer.try_lock() else {
                 return false;

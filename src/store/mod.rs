@@ -1,7 +1,8 @@
 //! The store: runs of reports, reads that never wait for writes, each run's live
 //! analysis, and the live feed of stored reports. [`Store`] is its whole public
 //! face for the server: reads, [`Store::append`] and [`Store::new_run`]; a server
-//! sharing a stream applies it through the narrower [`Applier`].
+//! sharing a stream applies it through [`Applier`], which adds the stream's own
+//! operations (seqs given, holes, which stream the store holds).
 //!
 //! Seqs are the store's own (1, 2, 3…) unless the caller gives them: a server
 //! sharing a stream applies the stream's messages at the stream's sequences, so
@@ -34,11 +35,11 @@ use crate::report::Report;
 use analyses::{Analyses, build_analysis};
 use backend::{Reader, Writer};
 use committer::{Pending, commit_loop};
-use runs::{Runs, check_run_name, start_run};
+use runs::{Runs, start_run};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, watch};
 
 /// Reports the live feed buffers for a slow subscriber before it is skipped ahead.
 const FEED_CAPACITY: usize = 4096;
@@ -118,7 +119,7 @@ struct Shared {
     reader: Arc<dyn Reader>,
     runs: RwLock<Runs>,
     feed: broadcast::Sender<Arc<Report>>,
-    /// The highest seq of a stored report.
+    /// The highest seq taken (as `Store::last_seq` tells).
     last_seq: AtomicU64,
     /// The highest seq applied: a report, a run's start or a hole.
     applied: watch::Sender<u64>,
@@ -192,20 +193,18 @@ impl Store {
     /// `seq` of 0 is assigned here, any other is kept (it must be above
     /// [`Applier::applied`]: a stream's sequence).
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
-        let (reply, receipts) = oneshot::channel();
-        self.enqueue(Pending::Append { reports, reply })?;
-        receipts.await.map_err(|_| closed())?
+        self.request(|reply| Pending::Append { reports, reply })
+            .await
     }
 
     /// Starts a new run (named `run-<id>` when no name is given) that becomes current.
     pub async fn new_run(&self, name: Option<String>) -> Result<RunInfo, Error> {
-        let (reply, run) = oneshot::channel();
-        self.enqueue(Pending::NewRun {
+        self.request(|reply| Pending::NewRun {
             name,
             at: None,
             reply,
-        })?;
-        run.await.map_err(|_| closed())?
+        })
+        .await
     }
 
     /// Completes once [`Store::close`] was called.
@@ -221,13 +220,11 @@ impl Store {
 
     /// Checks that `name` may name a new run: the rules, and not taken.
     pub fn check_new_run_name(&self, name: &str) -> Result<(), Error> {
-        check_run_name(name)?;
-        if self.shared.runs.read().expect("runs lock").is_taken(name) {
-            return Err(Error::Conflict(format!(
-                "name: a run named {name:?} exists already"
-            )));
-        }
-        Ok(())
+        self.shared
+            .runs
+            .read()
+            .expect("runs lock")
+            .check_new_name(name)
     }
 
     /// The run whose seqs hold `seq`.

@@ -51,11 +51,24 @@ impl Runs {
     }
 
     /// Whether a run has this name.
-    pub(super) fn is_taken(&self, name: &str) -> bool {
+    fn is_taken(&self, name: &str) -> bool {
         self.all.iter().any(|run| &*run.name == name)
+    }
+
+    /// Checks that `name` may name a new run: the rules, and not taken.
+    pub(super) fn check_new_name(&self, name: &str) -> Result<(), Error> {
+        check_run_name(name)?;
+        if self.is_taken(name) {
+            return Err(Error::Conflict(format!(
+                "name: a run named {name:?} exists already"
+            )));
+        }
+        Ok(())
     }
 }
 
+/// Starts a run named `name` (or `run-<id>`) whose reports are the seqs after the
+/// last one taken.
 pub(super) fn start_run(
     writer: &mut dyn Writer,
     runs: &mut Runs,
@@ -72,10 +85,7 @@ pub(super) fn start_stream_run(
     name: Option<String>,
     (seq, started_unix_nano): (u64, i64),
 ) -> Result<RunInfo, Error> {
-    let usable = name.filter(|name| {
-        let name = name.trim();
-        check_run_name(name).is_ok() && !runs.is_taken(name)
-    });
+    let usable = name.filter(|name| runs.check_new_name(name.trim()).is_ok());
     start_run_at(writer, runs, usable, started_unix_nano, seq + 1)
 }
 
@@ -89,12 +99,7 @@ fn start_run_at(
     let next_id = runs.all.last().map_or(1, |run| run.id + 1);
     let name = match name.map(|name| name.trim().to_string()) {
         Some(name) => {
-            check_run_name(&name)?;
-            if runs.is_taken(&name) {
-                return Err(Error::Conflict(format!(
-                    "name: a run named {name:?} exists already"
-                )));
-            }
+            runs.check_new_name(&name)?;
             name
         }
         None => (0..)
@@ -124,7 +129,7 @@ fn start_run_at(
 
 /// A run name is 1 to 128 characters, not all digits (those name run ids), and
 /// has no control characters, quotes or backslashes (it ends up in file names).
-pub(super) fn check_run_name(name: &str) -> Result<(), Error> {
+fn check_run_name(name: &str) -> Result<(), Error> {
     let refuse = |rule: &str| Err(Error::BadRequest(format!("name: {rule}")));
     if name.is_empty() || name.chars().count() > 128 {
         return refuse("must be 1 to 128 characters");

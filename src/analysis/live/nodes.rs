@@ -74,7 +74,7 @@ impl LiveAnalysis {
                         .iter()
                         .enumerate()
                         .filter(|(_, count)| **count > 0)
-                        .map(|(slot, count)| (event_at(slot).as_str_name(), *count))
+                        .map(|(index, count)| (event_at(index).as_str_name(), *count))
                         .collect(),
                     phases_ms: SYNC_PHASES
                         .iter()

@@ -273,7 +273,7 @@ impl LiveAnalysis {
             if *id == sent.sender {
                 continue;
             }
-            let name = &self.senders.name(*id);
+            let name = self.senders.name(*id);
             match state.first_in(*id as usize, sent.time, until) {
                 Some(time) => {
                     latency_ms.insert(name.to_string(), millis(sent.time, time));

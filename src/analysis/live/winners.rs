@@ -60,7 +60,7 @@ pub(super) struct Winners {
     /// there are problems.
     by_round: Vec<WinnerReports>,
     /// The winner ids named.
-    pub(super) names: Interner,
+    names: Interner,
     /// Problem rounds with winner reports.
     pub(super) with_winners: usize,
     /// Problem rounds whose reports name more than one winner.

@@ -1,7 +1,6 @@
 //! [`Filters`]: the report filters shared by `/api/reports`, `/api/export` and
 //! `/api/stream`, checked and turned into a store [`Query`].
 
-use super::reports::Format;
 use crate::error::Error;
 use crate::pb::Event;
 use crate::server::AppState;
@@ -86,4 +85,15 @@ impl Filters {
             limit,
         })
     }
+}
+
+/// The formats `/api/export` writes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated values with a header row (RFC 4180 quoting).
+    #[default]
+    Csv,
+    /// One JSON report per line.
+    Ndjson,
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 /// run's propagation latencies from its whole-run distributions.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
     let metrics = state.metrics.clone();
-    let now = crate::metrics::Gauges {
+    let gauges = crate::metrics::Gauges {
         subscribers: state.store.subscribers(),
         stream_text_bytes: state.limits.stream_text_held(),
         stream: match &state.writes {
@@ -25,7 +25,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
             .into_iter()
             .map(|kind| (kind, live.distribution(kind)))
             .collect();
-        Ok(metrics.encode(now, &propagation))
+        Ok(metrics.encode(gauges, &propagation))
     })
     .await?;
     Ok((

@@ -1,7 +1,7 @@
 //! Reports themselves: `/api/reports` pages and `/api/export` downloads.
 
 use super::csv::{CSV_HEADER, csv_row};
-use super::filters::Filters;
+use super::filters::{Filters, Format};
 use crate::error::Error;
 use crate::report::Report;
 use crate::server::AppState;
@@ -10,7 +10,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{self, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -74,17 +73,6 @@ pub async fn reports(
     };
     body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// The formats `/api/export` writes.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// Comma-separated values with a header row (RFC 4180 quoting).
-    #[default]
-    Csv,
-    /// One JSON report per line.
-    Ndjson,
 }
 
 /// `GET /api/export?run=&format=csv|ndjson`: the whole run (filters apply) as a
