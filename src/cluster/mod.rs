@@ -1,7 +1,7 @@
 //! Past one machine: perfstats servers sharing one replicated NATS JetStream
 //! stream. Any server takes writes and publishes them to the stream (answering once
 //! JetStream has them on a quorum of replicas); every server applies the stream,
-//! in order, into its own store at the stream's sequences ([`materialise`]), so all
+//! in order, into its own store at the stream's sequences (`materialise`), so all
 //! answer the same once caught up.
 //!
 //! Idempotency: each report is published with `Nats-Msg-Id` = its `report_id`, so
