@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //! - `committer`: group commit (who commits, one transaction a batch, answers).
-//! - `backend`: what a backend offers; `sqlite` and `memory` are the two.
+//! - `backend`: what a backend offers; `sqlite` (with its schema migrations) and
+//!   `memory` are the two.
 //! - `runs`: runs as contiguous seq ranges, and the rules for starting one.
 //! - `query`: which reports a read selects.
 //! - `analyses`: each run's live analysis, built from the store when first asked.
@@ -29,6 +30,7 @@ pub use analyses::SharedAnalysis;
 pub use applier::Applier;
 pub use query::Query;
 pub use runs::RunInfo;
+pub use sqlite::SCHEMA_VERSION;
 
 use crate::error::Error;
 use crate::report::Report;

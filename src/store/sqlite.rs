@@ -17,7 +17,16 @@ use std::sync::{Arc, Mutex};
 /// How long a commit waits for another process's write lock before failing.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 
-const SCHEMA: &str = "
+/// The schema, one migration a version: `MIGRATIONS[i]` takes a database from
+/// version `i` to `i + 1` (kept in `PRAGMA user_version`). Version 0 is a new file,
+/// or one written before versions were recorded (the first release's tables, which
+/// the first migration's `IF NOT EXISTS` keeps as they are). A migration that
+/// shipped is never edited: a change to what is stored is a new one at the end,
+/// with a test that opens a database of the version before.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+/// Version 1: runs, reports, skipped stream seqs, and what the store holds.
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -41,6 +50,47 @@ CREATE TABLE IF NOT EXISTS skipped (first INTEGER PRIMARY KEY, last INTEGER NOT 
 -- What the reports came from: absent for a server of its own, else the stream.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
+
+/// The schema version this release writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database at `path` to [`SCHEMA_VERSION`] in one transaction, or
+/// refuses one written by a newer release (whose data this one could misread).
+fn migrate(connection: &Connection, path: &Path) -> Result<(), Error> {
+    let failed = |error: rusqlite::Error| {
+        Error::Unavailable(format!(
+            "cannot update database {} to schema version {SCHEMA_VERSION}: {error}",
+            path.display()
+        ))
+    };
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(failed)?;
+    let migrated = (|| {
+        let version: u32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Ok(Err(Error::Unavailable(format!(
+                "database {} has schema version {version}, written by a newer perfstats \
+                 (this one reads up to {SCHEMA_VERSION}): run that release, or use another --db",
+                path.display()
+            ))));
+        }
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            connection.execute_batch(migration)?;
+            connection.pragma_update(None, "user_version", from as u32 + 1)?;
+        }
+        Ok(Ok(()))
+    })();
+    let outcome = match migrated {
+        Ok(Ok(())) => connection.execute_batch("COMMIT").map_err(failed),
+        Ok(Err(refused)) => Err(refused),
+        Err(error) => Err(failed(error)),
+    };
+    if outcome.is_err() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    outcome
+}
 
 /// The writer connection.
 pub(super) struct SqliteWriter {
@@ -71,8 +121,8 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
     connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
     connection
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-        .and_then(|()| connection.execute_batch(SCHEMA))
         .map_err(failed)?;
+    migrate(&connection, path)?;
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
