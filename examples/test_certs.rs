@@ -1,10 +1,11 @@
 //! Test certificates made on the spot with `rcgen` (nothing checked in, nothing
 //! downloaded): a CA, a server certificate for `localhost` and `127.0.0.1` signed by
-//! it, a client certificate signed by it, and a client certificate of another CA.
+//! it, a server certificate it signed for another name only, a client certificate
+//! signed by it, and a client certificate of another CA.
 //! `tests/tls.rs` uses the functions; the browser tests run the example:
 //!
 //! ```sh
-//! cargo run --release --example test_certs -- DIR   # writes DIR/{ca,server,client,stranger}.{pem,key}
+//! cargo run --release --example test_certs -- DIR   # writes DIR/{ca,server,elsewhere,client,stranger}.{pem,key}
 //! ```
 
 use rcgen::{
@@ -28,6 +29,9 @@ pub struct TestCerts {
     pub ca: Pair,
     /// For `localhost` and `127.0.0.1`.
     pub server: Pair,
+    /// Signed by `ca` too, but for `other.example` only: served on 127.0.0.1, a
+    /// client that checks the name refuses it.
+    pub elsewhere: Pair,
     /// A client certificate signed by `ca`.
     pub client: Pair,
     /// A client certificate signed by another CA.
@@ -83,18 +87,25 @@ pub fn make() -> TestCerts {
             &["localhost", "127.0.0.1"],
             ExtendedKeyUsagePurpose::ServerAuth,
         ),
+        elsewhere: leaf(
+            &issuer,
+            "perfstats server elsewhere",
+            &["other.example"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        ),
         client: leaf(&issuer, "node-1f", &[], ExtendedKeyUsagePurpose::ClientAuth),
         stranger: leaf(&other, "stranger", &[], ExtendedKeyUsagePurpose::ClientAuth),
         ca: ca_pair,
     }
 }
 
-/// Writes `DIR/{ca,server,client,stranger}.{pem,key}`.
+/// Writes `DIR/{ca,server,elsewhere,client,stranger}.{pem,key}`.
 pub fn write(certs: &TestCerts, dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (name, pair) in [
         ("ca", &certs.ca),
         ("server", &certs.server),
+        ("elsewhere", &certs.elsewhere),
         ("client", &certs.client),
         ("stranger", &certs.stranger),
     ] {

@@ -456,7 +456,20 @@ async fn http_commands_pass_over_a_server_that_never_answers() {
         "{}",
         text(&runs.stdout)
     );
-    println!("runs past a silent server took {:?}", started.elapsed());
+    let took = started.elapsed();
+    println!("runs past a silent server took {took:?}");
+    // The silent server is asked first and given its 5 s (so not less), then the
+    // live one answers at once: a process start and one loopback request, well
+    // under 2 s. 7 s catches a second 5 s wait or no timeout at all (the command's
+    // own deadline, 60 s).
+    assert!(
+        took >= Duration::from_secs(5),
+        "{took:?}: the silent server was not waited for"
+    );
+    assert!(
+        took < Duration::from_secs(7),
+        "{took:?}: not passed over within the promised 5 s"
+    );
     holder.abort();
     live.stop().await;
 }

@@ -67,7 +67,7 @@ async fn writes_need_the_token_and_refusals_store_nothing() {
     assert_eq!(server.store.current_run().reports, 0);
     assert_eq!(report_with(&server, Some("s3cret")).await.unwrap(), 1);
 
-    let http = reqwest::Client::new();
+    let http = support::http();
     let form = [
         ("time", "1"),
         ("sender", "old"),
@@ -107,7 +107,15 @@ async fn a_token_in_the_query_string_is_percent_decoded() {
     let server = guarded(Some("w"), Some("a+b/c=")).await;
     let status = |query: &'static str| {
         let url = format!("{}/api/runs?{query}", server.url());
-        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+        async move {
+            support::http()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(status("token=a%2Bb%2Fc%3D").await, 200);
     assert_eq!(status("token=a+b/c=").await, 401, "a raw '+' is a space");
@@ -118,7 +126,7 @@ async fn a_token_in_the_query_string_is_percent_decoded() {
 async fn a_read_token_guards_the_api_but_not_the_page_or_health() {
     let server = guarded(Some("w"), Some("r")).await;
     let get = |path: &str, token: Option<&str>| {
-        let mut request = reqwest::Client::new().get(format!("{}{path}", server.url()));
+        let mut request = support::http().get(format!("{}{path}", server.url()));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -169,7 +177,9 @@ async fn nothing_outside_the_embedded_files_is_served() {
         "/src/lib.rs",
         "/perfstats.db",
     ] {
-        let response = reqwest::get(format!("{}{path}", server.url()))
+        let response = support::http()
+            .get(format!("{}{path}", server.url()))
+            .send()
             .await
             .unwrap();
         let status = response.status().as_u16();
@@ -214,7 +224,7 @@ async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
 #[tokio::test]
 async fn cross_site_browser_writes_are_refused_and_store_nothing() {
     let server = allowing(&[]).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let send = || http.post(format!("{}/send", server.url())).form(&FORM);
     // The form POST of the finding: a page on another site, no preflight.
     let (status, body) = answer(send().header("origin", "http://evil.example")).await;
@@ -289,7 +299,7 @@ async fn cross_site_browser_writes_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn nodes_reaching_the_server_by_a_service_name_keep_working() {
     let server = allowing(&[]).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let (status, body) = answer(
         http.post(format!("{}/send", server.url()))
             .header("host", "perfstats:12345")
@@ -323,7 +333,7 @@ async fn browser_requests_naming_a_foreign_host_are_refused_unless_allowed() {
     let refused = allowing(&[]).await;
     let allowed = allowing(&["evil.example"]).await;
     let any = allowing(&["*"]).await;
-    let http = reqwest::Client::new();
+    let http = support::http();
     let rebinding = |server: &support::TestServer, path: &str| {
         http.get(format!("{}{path}", server.url()))
             .header("host", format!("evil.example:{}", server.addr.port()))
@@ -405,52 +415,207 @@ async fn browser_requests_naming_a_foreign_host_are_refused_unless_allowed() {
 
 #[test]
 fn allow_host_comes_from_flags_or_the_environment() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let status = |url: &str, host: &str| {
-        let output = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-            .args(["-H", &format!("Host: {host}"), "-H", "Sec-Fetch-Mode: cors"])
-            .arg(format!("{url}/api/runs"))
-            .output()
-            .expect("curl");
+        let output = support::output_within(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(["-H", &format!("Host: {host}"), "-H", "Sec-Fetch-Mode: cors"])
+                .arg(format!("{url}/api/runs")),
+            support::HTTP_DEADLINE,
+            &format!("curl {url}/api/runs with Host {host}"),
+        );
         String::from_utf8(output.stdout).unwrap()
     };
     for (args, env) in [
         (
             vec!["--allow-host", "a.example", "--allow-host", "evil.example"],
-            None,
+            vec![],
         ),
-        (vec![], Some("a.example,evil.example")),
+        (
+            vec![],
+            vec![("PERFSTATS_ALLOW_HOST", "a.example,evil.example")],
+        ),
     ] {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
-        command
-            .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
-            .args(&args)
-            .env("RUST_LOG", "warn")
-            .env_remove("PERFSTATS_ALLOW_HOST")
-            .stdout(Stdio::piped());
-        if let Some(value) = env {
-            command.env("PERFSTATS_ALLOW_HOST", value);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap()
-            .to_string();
-        assert_eq!(
-            status(&url, "evil.example:12345"),
-            "200",
-            "{args:?} {env:?}"
-        );
-        assert_eq!(status(&url, "a.example"), "200", "{args:?} {env:?}");
-        assert_eq!(status(&url, "b.example"), "403", "{args:?} {env:?}");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let args = [&["--memory", "--listen", "127.0.0.1:0"], &args[..]].concat();
+        let server = support::BinaryServer::start_with_env(&args, &env);
+        let url = &server.url;
+        assert_eq!(status(url, "evil.example:12345"), "200", "{args:?} {env:?}");
+        assert_eq!(status(url, "a.example"), "200", "{args:?} {env:?}");
+        assert_eq!(status(url, "b.example"), "403", "{args:?} {env:?}");
+        server.kill9();
     }
+}
+
+/// The origin rule's edges (`src/server/origin.rs`): an `Origin` is the server's
+/// own when its scheme, host and port (the scheme's default when absent) equal the
+/// server's and the `Host` it was sent to; a host's trailing root dot does not make
+/// another host. Each refusal stores nothing. (An `http://` origin to the TLS
+/// server: `tests/tls.rs`.)
+#[tokio::test]
+async fn browser_writes_match_origin_ports_ipv6_and_trailing_dots_exactly() {
+    let server = allowing(&[]).await;
+    let http = support::http();
+    let port = server.addr.port();
+    let write = |host: String, origin: String| {
+        let request = http
+            .post(format!("{}/send", server.url()))
+            .header("host", host)
+            .header("origin", origin)
+            .form(&FORM);
+        async move { answer(request).await.0 }
+    };
+    let cases = [
+        // An Origin without a port means the scheme's default (80), not the Host's.
+        (
+            format!("127.0.0.1:{port}"),
+            "http://127.0.0.1".to_string(),
+            403,
+        ),
+        (
+            format!("localhost:{port}"),
+            "http://localhost".to_string(),
+            403,
+        ),
+        (
+            "127.0.0.1:80".to_string(),
+            "http://127.0.0.1".to_string(),
+            200,
+        ),
+        (
+            "localhost".to_string(),
+            "http://localhost:80".to_string(),
+            200,
+        ),
+        // IPv6: the same address and port pass; another port, another address, or
+        // the IPv4 loopback for the IPv6 one do not.
+        (format!("[::1]:{port}"), format!("http://[::1]:{port}"), 200),
+        (
+            format!("[::1]:{port}"),
+            format!("http://[::1]:{}", port ^ 1),
+            403,
+        ),
+        (format!("[::1]:{port}"), format!("http://[::2]:{port}"), 403),
+        (
+            format!("127.0.0.1:{port}"),
+            format!("http://[::1]:{port}"),
+            403,
+        ),
+        (
+            format!("[::1]:{port}"),
+            format!("http://127.0.0.1:{port}"),
+            403,
+        ),
+        // A trailing dot names the same host (the DNS root); it does not let another
+        // host in.
+        (
+            format!("localhost:{port}"),
+            format!("http://localhost.:{port}"),
+            200,
+        ),
+        (
+            format!("127.0.0.1:{port}"),
+            format!("http://127.0.0.1.:{port}"),
+            200,
+        ),
+        (
+            format!("localhost:{port}"),
+            format!("http://evil.example.:{port}"),
+            403,
+        ),
+        (
+            format!("localhost:{port}"),
+            format!("http://localhost.evil.example:{port}"),
+            403,
+        ),
+    ];
+    let mut stored = 0;
+    for (host, origin, expected) in &cases {
+        assert_eq!(
+            write(host.clone(), origin.clone()).await,
+            *expected,
+            "Host {host}, Origin {origin}"
+        );
+        stored += u64::from(*expected == 200);
+        assert_eq!(
+            server.store.current_run().reports,
+            stored,
+            "after Host {host}, Origin {origin}"
+        );
+    }
+    let refused = cases.iter().filter(|case| case.2 == 403).count();
+    let metrics = metrics_text(&server).await;
+    assert!(
+        metrics.contains(&format!(
+            r#"perfstats_rejected_total{{reason="cross_origin"}} {refused}"#
+        )),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// A page's gRPC-Web-style call carries the page's `Origin` (and a browser's
+/// `Sec-Fetch-*`): a foreign one is refused `PERMISSION_DENIED` naming it, nothing is
+/// stored, and a foreign `Host` (authority) is refused naming the flag.
+#[tokio::test]
+async fn cross_site_grpc_writes_are_permission_denied_and_store_nothing() {
+    let server = allowing(&[]).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let call = |pairs: &[(&'static str, &str)]| {
+        let mut request =
+            tonic::Request::new(PerformanceData::new(0, "1f", Event::NewBlockReceived, "b"));
+        for (name, value) in pairs {
+            request.metadata_mut().insert(*name, value.parse().unwrap());
+        }
+        let mut stub =
+            perfstats::pb::performance_stats_client::PerformanceStatsClient::new(channel.clone());
+        async move { stub.report_stat(request).await }
+    };
+    let status = call(&[("origin", "http://evil.example")])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("cross-origin") && status.message().contains("evil.example"),
+        "{status:?}"
+    );
+    let status = call(&[("sec-fetch-site", "cross-site")]).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(server.store.current_run().reports, 0, "nothing stored");
+    let foreign = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .origin("http://evil.example:12345".parse().unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let mut request =
+        tonic::Request::new(PerformanceData::new(0, "1f", Event::NewBlockReceived, "b"));
+    request
+        .metadata_mut()
+        .insert("sec-fetch-mode", "cors".parse().unwrap());
+    let status = perfstats::pb::performance_stats_client::PerformanceStatsClient::new(foreign)
+        .report_stat(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("--allow-host evil.example"),
+        "{status:?}"
+    );
+    assert_eq!(server.store.current_run().reports, 0, "nothing stored");
+    // The same call from the server's own origin goes through.
+    let own = server.url();
+    let ack = call(&[("origin", own.as_str())]).await.unwrap();
+    assert_eq!(ack.into_inner().seq, 1);
+    let metrics = metrics_text(&server).await;
+    assert!(
+        metrics.contains(r#"perfstats_rejected_total{reason="cross_origin"} 2"#)
+            && metrics.contains(r#"perfstats_rejected_total{reason="host"} 1"#),
+        "{metrics}"
+    );
+    server.stop().await;
 }

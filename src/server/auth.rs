@@ -59,13 +59,13 @@ fn access(method: &Method, path: &str) -> Access {
 
 /// Compares without stopping at the first differing byte, so timing says nothing
 /// about how much of a guess was right (a wrong length still answers at once).
-fn same(given: &str, expected: &str) -> bool {
+/// Takes the bytes as iterators so that a test can count every byte read.
+fn same(
+    given: impl ExactSizeIterator<Item = u8>,
+    expected: impl ExactSizeIterator<Item = u8>,
+) -> bool {
     given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+        && given.zip(expected).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 fn presented(request: &Request) -> Option<String> {
@@ -109,7 +109,11 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         Access::Read | Access::Open => Vec::new(),
     };
     if needed.is_empty()
-        || presented(&request).is_some_and(|given| needed.iter().any(|token| same(&given, token)))
+        || presented(&request).is_some_and(|given| {
+            needed
+                .iter()
+                .any(|token| same(given.bytes(), token.bytes()))
+        })
     {
         return next.run(request).await;
     }
@@ -147,11 +151,69 @@ mod tests {
         );
     }
 
+    fn same_text(given: &str, expected: &str) -> bool {
+        same(given.bytes(), expected.bytes())
+    }
+
     #[test]
     fn tokens_compare_whole() {
-        assert!(same("secret", "secret"));
-        assert!(!same("secreT", "secret"));
-        assert!(!same("secret1", "secret"));
-        assert!(!same("", "secret"));
+        assert!(same_text("secret", "secret"));
+        assert!(!same_text("secreT", "secret"));
+        assert!(!same_text("secret1", "secret"));
+        assert!(!same_text("", "secret"));
+    }
+
+    /// The bytes of a slice, counting each one read.
+    struct Counted<'a> {
+        bytes: std::slice::Iter<'a, u8>,
+        read: &'a std::cell::Cell<usize>,
+    }
+
+    impl Iterator for Counted<'_> {
+        type Item = u8;
+        fn next(&mut self) -> Option<u8> {
+            let byte = self.bytes.next().copied();
+            self.read.set(self.read.get() + usize::from(byte.is_some()));
+            byte
+        }
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            self.bytes.size_hint()
+        }
+    }
+
+    impl ExactSizeIterator for Counted<'_> {}
+
+    /// Constant time, as far as a test can see it: a guess wrong in its first byte
+    /// reads every byte of both tokens, as one wrong in its last byte and a right
+    /// one do. A comparison that stops at the first difference (`==`,
+    /// `Iterator::eq`) reads one byte of each for the first.
+    #[test]
+    fn every_byte_is_read_wherever_the_tokens_differ() {
+        let expected = b"0123456789abcdef";
+        for (given, equal) in [
+            (b"X123456789abcdef", false),
+            (b"01234567X9abcdef", false),
+            (b"0123456789abcdeX", false),
+            (b"0123456789abcdef", true),
+        ] {
+            let (read_given, read_expected) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+            let answer = same(
+                Counted {
+                    bytes: given.iter(),
+                    read: &read_given,
+                },
+                Counted {
+                    bytes: expected.iter(),
+                    read: &read_expected,
+                },
+            );
+            assert_eq!(answer, equal);
+            assert_eq!(
+                (read_given.get(), read_expected.get()),
+                (16, 16),
+                "{}",
+                String::from_utf8_lossy(given)
+            );
+        }
     }
 }

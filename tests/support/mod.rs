@@ -190,6 +190,47 @@ impl BinaryServer {
         BinaryServer { child, url }
     }
 
+    /// Starts `perfstats serve --listen 127.0.0.1:0 ARGS…` with its descriptor limit
+    /// (`RLIMIT_NOFILE`) set to `soft` and `hard` before it runs, and waits for its
+    /// address. A hard limit can only be lowered, so `hard` must be at most this
+    /// process's own.
+    pub fn start_with_descriptors(args: &[&str], soft: u64, hard: u64) -> BinaryServer {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped());
+        let limit = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: between fork and exec only setrlimit runs, which is
+        // async-signal-safe, on a struct copied into the closure.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let mut child = command.spawn().expect("spawn perfstats");
+        let url = announced_url(&mut child);
+        BinaryServer { child, url }
+    }
+
+    /// `127.0.0.1:PORT`, the address without its scheme.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
+    }
+
     /// Sends SIGKILL and reaps the process.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
@@ -249,6 +290,7 @@ impl BinaryServer {
             "PERFSTATS_NATS_STREAM",
             "PERFSTATS_NATS_REPLICAS",
             "PERFSTATS_NATS_DEDUPE_WINDOW",
+            "PERFSTATS_ALLOW_HOST",
         ] {
             command.env_remove(var);
         }
@@ -270,7 +312,8 @@ impl Drop for BinaryServer {
     }
 }
 
-/// The `http://…` address a server child prints on its first line of stdout.
+/// The `http://…` (or, with TLS, `https://…`) address a server child prints on its
+/// first line of stdout.
 /// Panics after [`START_DEADLINE`] (killing the child) if no line came: a server
 /// that hangs before listening must fail the test, not hang CI.
 pub fn announced_url(child: &mut Child) -> String {
@@ -290,7 +333,7 @@ pub fn announced_url(child: &mut Child) -> String {
         }
     };
     line.split_whitespace()
-        .find(|word| word.starts_with("http://"))
+        .find(|word| word.starts_with("http://") || word.starts_with("https://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string()
 }
@@ -507,4 +550,114 @@ pub async fn oneshot(
     let (parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     axum::http::Response::from_parts(parts, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// CPU time (user and system) process `pid` has used so far, from `/proc/PID/stat`,
+/// to the kernel's tick (10 ms on Linux).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the line; `state` (field 3) is first here.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_micros(ticks * 1_000_000 / per_second)
+}
+
+/// The share of one core process `pid` used while `work` ran (its CPU time over the
+/// wall time), and what `work` returned.
+pub async fn cpu_share<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (f64, T) {
+    let (cpu, wall) = (cpu_time(pid), std::time::Instant::now());
+    let out = work.await;
+    let share = (cpu_time(pid) - cpu).as_secs_f64() / wall.elapsed().as_secs_f64();
+    (share, out)
+}
+
+/// The sockets process `pid` holds open (its listener, its connections, and the
+/// few a runtime keeps for itself): the server's own connection gauge, read
+/// from `/proc/PID/fd`.
+pub fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries
+                .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The descriptors process `pid` holds open.
+pub fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+/// The soft and hard `Max open files` of process `pid`, from `/proc/PID/limits`.
+pub fn descriptor_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let mut values = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|value| value.parse().unwrap());
+    (values.next().unwrap(), values.next().unwrap())
+}
+
+/// A tokio clock that moves only when the test says so, for deadlines of tens of
+/// seconds tested exactly, in milliseconds: make one first thing in a
+/// `#[tokio::test(start_paused = true)]` and keep it to the end. A paused clock
+/// alone would jump to the next timer whenever the runtime waits on a socket (and
+/// fire every deadline at once); tokio does not jump while a blocking task runs
+/// (see `tokio::time::pause`), so one waits here until the clock is dropped.
+pub struct FrozenClock {
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl FrozenClock {
+    /// Freezes the paused clock of the current (current-thread) runtime.
+    pub fn new() -> FrozenClock {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = released.recv();
+        });
+        FrozenClock { release }
+    }
+
+    /// Moves the clock `by` forward; timers due by then fire.
+    pub async fn advance(&self, by: Duration) {
+        tokio::time::advance(by).await;
+    }
+
+    /// Awaits `future` for at most `limit` of real time (the frozen clock's own
+    /// timers never fire by themselves), panicking with what it waited for.
+    pub async fn within<T>(
+        &self,
+        limit: Duration,
+        what: &str,
+        future: impl std::future::Future<Output = T>,
+    ) -> T {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let timer = tokio::task::spawn_blocking(move || wait.recv_timeout(limit));
+        tokio::select! {
+            biased;
+            out = future => {
+                drop(done);
+                out
+            }
+            _ = timer => panic!("timed out after {limit:?} (real time) waiting for {what}"),
+        }
+    }
+}
+
+impl Drop for FrozenClock {
+    fn drop(&mut self) {
+        let _ = self.release.send(());
+    }
 }
