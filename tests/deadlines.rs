@@ -7,8 +7,7 @@
 mod support;
 
 use perfstats::pb::PerformanceData;
-use perfstats::server::{LimitsConfig, Options};
-use perfstats::store::Backend;
+use perfstats::server::LimitsConfig;
 use perfstats::{Event, PerformanceData as Data};
 use std::time::Duration;
 use support::FrozenClock;
@@ -352,21 +351,10 @@ async fn status_line(clock: &FrozenClock, addr: std::net::SocketAddr, path: &str
 #[tokio::test(start_paused = true)]
 async fn an_export_whose_client_takes_nothing_for_60_s_is_abandoned() {
     let clock = FrozenClock::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = Options {
-        limits: LimitsConfig {
-            max_exports: 1,
-            ..LimitsConfig::default()
-        },
-        ..Options::default()
-    };
-    let server = support::serve_with(
-        listener,
-        Backend::Memory {
-            max_reports: 10_000,
-        },
-        options,
-    )
+    let server = support::spawn_with_limits(LimitsConfig {
+        max_exports: 1,
+        ..LimitsConfig::default()
+    })
     .await;
     // ~24 KiB of JSON per report ("\u0000" for each NUL): 24 MiB in all, far more
     // than the socket buffers and the export's two queued 1 MiB chunks hold, so the

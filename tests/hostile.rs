@@ -8,7 +8,7 @@ mod support;
 
 use perfstats::pb::PerformanceData;
 use perfstats::pb::performance_stats_client::PerformanceStatsClient;
-use perfstats::server::{LimitsConfig, Options};
+use perfstats::server::LimitsConfig;
 use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData as Data};
 use std::sync::Arc;
@@ -305,21 +305,10 @@ async fn a_reports_page_is_bounded_by_bytes_and_paging_misses_nothing() {
 /// back when streams end. (Issue: 8 open streams reached 617 MB.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_streams_share_one_text_budget() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let options = Options {
-        limits: LimitsConfig {
-            max_stream_text: 4 << 20,
-            ..LimitsConfig::default()
-        },
-        ..Options::default()
-    };
-    let server = support::serve_with(
-        listener,
-        Backend::Memory {
-            max_reports: 10_000,
-        },
-        options,
-    )
+    let server = support::spawn_with_limits(LimitsConfig {
+        max_stream_text: 4 << 20,
+        ..LimitsConfig::default()
+    })
     .await;
     let channel = tonic::transport::Endpoint::from_shared(server.url())
         .unwrap()

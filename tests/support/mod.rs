@@ -162,6 +162,19 @@ impl CommitObserver for CommitLog {
     }
 }
 
+/// A memory-backed server on `127.0.0.1:0` with these budgets.
+pub async fn spawn_with_limits(limits: server::LimitsConfig) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = server::Options {
+        limits,
+        ..server::Options::default()
+    };
+    let backend = Backend::Memory {
+        max_reports: 10_000,
+    };
+    serve_with(listener, backend, options).await
+}
+
 /// The real `perfstats` binary, running as a child process.
 pub struct BinaryServer {
     /// The child process.
