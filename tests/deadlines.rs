@@ -446,3 +446,29 @@ async fn an_export_whose_client_takes_nothing_for_60_s_is_abandoned() {
         .within(REAL, "the server to stop", server.stop())
         .await;
 }
+
+/// The server tells every HTTP/2 client it takes at most 128 streams at once on a
+/// connection (`SETTINGS_MAX_CONCURRENT_STREAMS`), so streams that send only
+/// headers are bounded per connection as well as in time (`tests/hostile.rs`).
+#[tokio::test(start_paused = true)]
+async fn a_connection_may_have_at_most_128_streams_open() {
+    use perfstats::server::connections::MAX_STREAMS_PER_CONNECTION;
+    let clock = FrozenClock::new();
+    let server = support::spawn_server().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(PREFACE).await.unwrap();
+    write_frame(&mut stream, SETTINGS, 0, 0, &[]).await;
+    // The server's SETTINGS: 6-byte entries (id, value); MAX_CONCURRENT_STREAMS is 3.
+    let (kind, flags, _, settings) = read_frame(&clock, &mut stream).await;
+    assert_eq!(
+        (kind, flags & ACK),
+        (SETTINGS, 0),
+        "the server's settings first"
+    );
+    let max_streams = settings
+        .chunks(6)
+        .find(|entry| entry[..2] == [0, 3])
+        .map(|entry| u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]));
+    assert_eq!(max_streams, Some(128));
+    assert_eq!(MAX_STREAMS_PER_CONNECTION, 128);
+}

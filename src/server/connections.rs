@@ -46,6 +46,11 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// while the server is busy.
 const CONNECTION_WINDOW: u32 = 8 << 20;
 const STREAM_WINDOW: u32 = 2 << 20;
+/// HTTP/2 streams (requests) one connection may have open at once: a node needs
+/// a handful, a load generator 64; with the first-message deadline
+/// ([`super::FIRST_MESSAGE_TIMEOUT`]) this bounds what streams that send only
+/// headers can hold.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 /// Pause after a failed accept (out of descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -114,7 +119,8 @@ pub async fn serve<IO>(
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .initial_stream_window_size(STREAM_WINDOW);
+        .initial_stream_window_size(STREAM_WINDOW)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builder = Arc::new(builder);
     let shares = Arc::new(Semaphore::new(max_connections.max(1)));
     // Notified when the cap is reached: connections without a request yet close.

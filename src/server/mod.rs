@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 pub mod connections;
+mod first_message;
 mod grpc;
 mod http;
 mod legacy;
@@ -15,6 +16,7 @@ mod stream;
 mod tls;
 
 pub use auth::Tokens;
+pub use first_message::FIRST_MESSAGE_TIMEOUT;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};
 pub use limits::{
     DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS, Limits, LimitsConfig,
@@ -149,6 +151,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .merge(http::router(state))
         .fallback(http::fallback)
         .layer(axum::middleware::from_fn(grpc::only_post))
+        .layer(axum::middleware::from_fn(first_message::deadline))
         .layer(axum::middleware::from_fn_with_state(guard, auth::check))
         // Outermost: browser checks run before the token check and every handler.
         .layer(axum::middleware::from_fn_with_state(
