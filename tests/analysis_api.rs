@@ -212,14 +212,7 @@ async fn the_analysis_answers_in_sqlite_and_after_a_restart() {
     let server = support::serve_on(listener, Backend::Sqlite(db)).await;
     assert_eq!(server.get_json("/api/analysis?recent=200").await, before);
     // Once another run is current, the first is built from its reports on demand.
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/runs", server.url()))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    server.new_run(None).await;
     check_analysis(&server, "1").await;
     let fresh = server.get_json("/api/analysis").await;
     assert_eq!(fresh["rounds_total"], 0);
@@ -314,14 +307,7 @@ async fn in_memory_the_analysis_counts_evicted_reports_too() {
     );
 
     // Once another run is current, the first one's analysis is still of all 18.
-    let response = support::http()
-        .post(format!("{}/api/runs", server.url()))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    server.new_run(None).await;
     check_analysis(&server, "1").await;
     let runs = server.get_json("/api/runs").await;
     let first = runs

@@ -37,13 +37,8 @@ fn network(seed: u64, light_extra_ms: i64) -> Vec<PerformanceData> {
         ));
     }
     for round in 0..100 {
-        let sent = start + (1_000 + round * 1_000) * MS;
-        reports.push(PerformanceData::new(
-            sent,
-            "ra",
-            Event::RaNewBlockSent,
-            format!("block {round}"),
-        ));
+        let (sent, send) = block_sent(start, round);
+        reports.push(send);
         for (index, node) in NODES.iter().enumerate() {
             let extra = if node.ends_with('l') {
                 light_extra_ms
@@ -63,6 +58,14 @@ fn network(seed: u64, light_extra_ms: i64) -> Vec<PerformanceData> {
     reports
 }
 
+/// Block round `round` (from 0) of a run that began at `start`: sent by `ra` one
+/// second apart from 1 s on; its time and the report.
+fn block_sent(start: i64, round: i64) -> (i64, PerformanceData) {
+    let sent = start + (1_000 + round * 1_000) * MS;
+    let report = PerformanceData::new(sent, "ra", Event::RaNewBlockSent, format!("block {round}"));
+    (sent, report)
+}
+
 /// A kind's `p50_delta_ci95_ms` as `[low, high]`, asserting it is there.
 fn interval_of(kind: &serde_json::Value) -> [f64; 2] {
     let interval = kind["p50_delta_ci95_ms"]
@@ -72,24 +75,12 @@ fn interval_of(kind: &serde_json::Value) -> [f64; 2] {
     [interval[0].as_f64().unwrap(), interval[1].as_f64().unwrap()]
 }
 
-/// Starts a run called `name` on `server`.
-async fn new_run(server: &support::TestServer, name: &str) {
-    let started = support::http()
-        .post(format!("{}/api/runs", server.url()))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({ "name": name }).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 200, "start run {name}");
-}
-
 #[tokio::test]
 async fn forty_ms_on_the_light_nodes_is_found_and_nothing_else() {
     let server = support::spawn_server().await;
     let client = server.client();
     client.send_batch_with_retries(network(1, 0)).await.unwrap();
-    new_run(&server, "slow-light").await;
+    server.new_run(Some("slow-light")).await;
     client
         .send_batch_with_retries(network(2, 40))
         .await
@@ -255,7 +246,7 @@ async fn the_same_comparison_gives_the_same_interval_twice_and_after_a_restart()
         .send_batch_with_retries(network(3, 0))
         .await
         .unwrap();
-    new_run(&server, "slower").await;
+    server.new_run(Some("slower")).await;
     server
         .client()
         .send_batch_with_retries(network(4, 5))
@@ -289,13 +280,8 @@ fn receipts(rounds: i64, base_ms: i64, receiver: &str, only: &str) -> Vec<Perfor
         PerformanceData::new(start, only, Event::Libp2pNodeIdKnown, "id"),
     ];
     for round in 0..rounds {
-        let sent = start + (1_000 + round * 1_000) * MS;
-        reports.push(PerformanceData::new(
-            sent,
-            "ra",
-            Event::RaNewBlockSent,
-            format!("block {round}"),
-        ));
+        let (sent, send) = block_sent(start, round);
+        reports.push(send);
         reports.push(PerformanceData::new(
             sent + (base_ms + round) * MS,
             receiver,
@@ -313,17 +299,17 @@ fn receipts(rounds: i64, base_ms: i64, receiver: &str, only: &str) -> Vec<Perfor
 async fn an_interval_needs_ten_receipts_a_side_and_a_node_of_one_run_gets_null() {
     let server = support::spawn_server().await;
     let client = server.client();
-    new_run(&server, "nine").await;
+    server.new_run(Some("nine")).await;
     client
         .send_batch_with_retries(receipts(9, 10, "1f", "only-nine"))
         .await
         .unwrap();
-    new_run(&server, "ten").await;
+    server.new_run(Some("ten")).await;
     client
         .send_batch_with_retries(receipts(10, 10, "1f", "only-ten"))
         .await
         .unwrap();
-    new_run(&server, "ten-later").await;
+    server.new_run(Some("ten-later")).await;
     client
         .send_batch_with_retries(receipts(10, 14, "1f", "only-ten-later"))
         .await

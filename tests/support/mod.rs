@@ -54,6 +54,24 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// Starts a new run (`POST /api/runs`, named `name` or by default), asserting
+    /// a 200; the run as answered.
+    pub async fn new_run(&self, name: Option<&str>) -> serde_json::Value {
+        let body = match name {
+            Some(name) => serde_json::json!({ "name": name }),
+            None => serde_json::json!({}),
+        };
+        let started = http()
+            .post(format!("{}/api/runs", self.url()))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("POST /api/runs {name:?}: {error}"));
+        assert_eq!(started.status(), 200, "start run {name:?}");
+        started.json().await.unwrap()
+    }
+
     /// Shuts the server down gracefully and waits until the store is drained.
     pub async fn stop(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
