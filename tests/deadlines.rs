@@ -221,20 +221,22 @@ async fn read_frame(clock: &FrozenClock, stream: &mut TcpStream) -> (u8, u8, u32
 }
 
 /// Opens HTTP/2 with prior knowledge: the preface, empty settings, and the ACK of
-/// the server's settings; returns once the server has acknowledged ours.
-async fn h2_open(clock: &FrozenClock, stream: &mut TcpStream) {
+/// the server's settings; returns the server's settings (6-byte entries: id,
+/// value) once the server has acknowledged ours.
+async fn h2_open(clock: &FrozenClock, stream: &mut TcpStream) -> Vec<u8> {
     stream.write_all(PREFACE).await.unwrap();
     write_frame(stream, SETTINGS, 0, 0, &[]).await;
-    let (mut theirs, mut acked) = (false, false);
-    while !(theirs && acked) {
-        let (kind, flags, _, _) = read_frame(clock, stream).await;
+    let (mut theirs, mut acked) = (None, false);
+    while theirs.is_none() || !acked {
+        let (kind, flags, _, payload) = read_frame(clock, stream).await;
         if kind == SETTINGS && flags & ACK == 0 {
             write_frame(stream, SETTINGS, ACK, 0, &[]).await;
-            theirs = true;
+            theirs = Some(payload);
         } else if kind == SETTINGS {
             acked = true;
         }
     }
+    theirs.expect("the server's settings")
 }
 
 /// HEADERS of `GET path` on stream `id`, the request's end.
@@ -456,15 +458,8 @@ async fn a_connection_may_have_at_most_128_streams_open() {
     let clock = FrozenClock::new();
     let server = support::spawn_server().await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream.write_all(PREFACE).await.unwrap();
-    write_frame(&mut stream, SETTINGS, 0, 0, &[]).await;
-    // The server's SETTINGS: 6-byte entries (id, value); MAX_CONCURRENT_STREAMS is 3.
-    let (kind, flags, _, settings) = read_frame(&clock, &mut stream).await;
-    assert_eq!(
-        (kind, flags & ACK),
-        (SETTINGS, 0),
-        "the server's settings first"
-    );
+    // SETTINGS_MAX_CONCURRENT_STREAMS is setting 3.
+    let settings = h2_open(&clock, &mut stream).await;
     let max_streams = settings
         .chunks(6)
         .find(|entry| entry[..2] == [0, 3])
