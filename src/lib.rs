@@ -10,6 +10,7 @@
 //!   - [`report`]: the stored report type and time helpers.
 //!   - [`error`]: the service's error type and its mapping to gRPC and HTTP.
 //!   - [`intern`]: names kept once and referred to by dense ids (senders, winners).
+//!   - [`labels`]: run labels (`netem_ms=40`): their rules, `k=v` syntax and filters.
 //!   - `pem`: PEM files and the crypto provider, for server and client TLS alike.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run
 //!   distributions, timeline counts, comparisons: the definitions as a fold, and the
@@ -38,6 +39,7 @@ pub mod cluster;
 pub mod error;
 pub mod event;
 pub mod intern;
+pub mod labels;
 pub mod metrics;
 pub mod pb;
 pub(crate) mod pem;

@@ -5,6 +5,7 @@
 //! arguments, sets up tracing, binds and calls these.
 
 use crate::cluster::{Cluster, ClusterConfig};
+use crate::labels::Labels;
 use crate::metrics::Metrics;
 use crate::server::{self, AllowedHosts, LimitsConfig, Options, ServerTls, Tokens};
 use crate::store::{Backend, RunInfo, Store, StoreConfig};
@@ -24,6 +25,8 @@ pub struct ServeConfig {
     pub backend: Backend,
     /// Start a new run with this name instead of continuing the latest one.
     pub new_run: Option<String>,
+    /// The labels of that new run (`--label`).
+    pub new_run_labels: Labels,
     /// Bearer tokens for writes and reads; empty tokens count as none.
     pub tokens: Tokens,
     /// Senders labelled by name in `/metrics` at most.
@@ -75,6 +78,7 @@ impl Service {
         let store = Store::open(StoreConfig {
             backend: config.backend,
             new_run: config.new_run,
+            new_run_labels: config.new_run_labels,
             observer: metrics.clone(),
         })
         .map_err(|error| error.to_string())?;

@@ -3,6 +3,7 @@
 
 use crate::cluster::Cluster;
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::Report;
 use crate::store::{Receipt, RunInfo, Store};
 use std::sync::Arc;
@@ -34,11 +35,19 @@ impl Writes {
         }
     }
 
-    /// Starts a new run (for every server, when shared).
-    pub async fn new_run(&self, name: Option<String>) -> Result<RunInfo, Error> {
+    /// Starts a new run with `labels` (for every server, when shared).
+    pub async fn new_run(&self, name: Option<String>, labels: Labels) -> Result<RunInfo, Error> {
         match self {
-            Writes::Local(store) => store.new_run(name).await,
-            Writes::Shared(cluster) => cluster.new_run(name).await,
+            Writes::Local(store) => store.new_run(name, labels).await,
+            Writes::Shared(cluster) => cluster.new_run(name, labels).await,
+        }
+    }
+
+    /// Replaces `run`'s labels (for every server, when shared).
+    pub async fn set_labels(&self, run: &RunInfo, labels: Labels) -> Result<RunInfo, Error> {
+        match self {
+            Writes::Local(store) => store.set_labels(run.id, labels).await,
+            Writes::Shared(cluster) => cluster.set_labels(run, labels).await,
         }
     }
 }

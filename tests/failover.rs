@@ -363,7 +363,7 @@ async fn the_commands_take_a_list_of_addresses() {
     // An HTTP error from a server that answered is the answer: no move to the next.
     other
         .store
-        .new_run(Some("only-on-other".into()))
+        .new_run(Some("only-on-other".into()), Default::default())
         .await
         .unwrap();
     let both = format!("{},{}", live.url(), other.url());

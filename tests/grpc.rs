@@ -253,7 +253,11 @@ async fn a_report_id_stored_in_an_earlier_run_is_a_duplicate() {
     let first = report("1f", Event::NewBlockReceived, "b1");
     let original = client.send_performance_stat(first.clone()).await.unwrap();
     assert_eq!((original.seq, original.run.as_str()), (1, "run-1"));
-    server.store.new_run(Some("second".into())).await.unwrap();
+    server
+        .store
+        .new_run(Some("second".into()), Default::default())
+        .await
+        .unwrap();
     let again = client.send_performance_stat(first).await.unwrap();
     assert_eq!(
         (again.seq, again.duplicate, again.run.as_str()),

@@ -442,6 +442,7 @@ async fn a_store_of_many_runs_opens_with_every_count_right() {
     let store = perfstats::store::Store::open(perfstats::store::StoreConfig {
         backend: Backend::Sqlite(db),
         new_run: None,
+        new_run_labels: Default::default(),
         observer: std::sync::Arc::new(()),
     })
     .unwrap();

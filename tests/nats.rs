@@ -263,10 +263,11 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
         assert_eq!(health(url).await, ServingStatus::Serving);
     }
 
-    // A run started on B is A's current run too, and A's reports land in it.
+    // A run started on B is A's current run too, with its labels, and A's
+    // reports land in it.
     let started: serde_json::Value = http()
         .post(format!("{}/api/runs", b.url))
-        .json(&serde_json::json!({"name": "shared-run"}))
+        .json(&serde_json::json!({"name": "shared-run", "labels": {"netem_ms": "40"}}))
         .send()
         .await
         .unwrap()
@@ -280,10 +281,30 @@ async fn runs_are_shared_and_an_outage_refuses_writes_but_not_reads() {
         async || {
             let runs: serde_json::Value =
                 serde_json::from_str(&get_text(&format!("{}/api/runs", a.url)).await).unwrap();
-            runs.as_array()
-                .unwrap()
-                .iter()
-                .any(|run| run["name"] == "shared-run" && run["current"] == true)
+            runs.as_array().unwrap().iter().any(|run| {
+                run["name"] == "shared-run"
+                    && run["current"] == true
+                    && run["labels"] == serde_json::json!({"netem_ms": "40"})
+            })
+        },
+    )
+    .await;
+    // Labels replaced on A are B's too.
+    let relabelled = http()
+        .put(format!("{}/api/runs/shared-run/labels", a.url))
+        .json(&serde_json::json!({"netem_ms": "80", "seed": "7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relabelled.status(), 200);
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "B to see the labels A gave the run",
+        async || {
+            let runs: serde_json::Value =
+                serde_json::from_str(&get_text(&format!("{}/api/runs?label=seed=7", b.url)).await)
+                    .unwrap();
+            runs[0]["labels"] == serde_json::json!({"netem_ms": "80", "seed": "7"})
         },
     )
     .await;

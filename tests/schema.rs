@@ -81,6 +81,10 @@ async fn a_database_of_the_release_before_versions_opens_with_everything_kept() 
         ]
     );
     assert_eq!(store.current_run().name.as_ref(), "netem-40");
+    assert!(
+        store.runs().iter().all(|run| run.labels.is_empty()),
+        "runs from before labels have none"
+    );
     let baseline = store
         .query(Query {
             run: 1,
@@ -176,4 +180,32 @@ fn a_new_database_starts_at_this_release_s_version() {
     drop(store);
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     const { assert!(SCHEMA_VERSION >= 1) };
+}
+
+/// A database of schema version 1 (the release before labels: the statements
+/// above, with `PRAGMA user_version = 1`) gains labels, every run without any,
+/// and keeps the labels it is then given.
+#[tokio::test]
+async fn a_version_1_database_gains_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    old_database(&path);
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 1)
+        .unwrap();
+    let store = Store::open(StoreConfig::new(Backend::Sqlite(path.clone()))).unwrap();
+    assert_eq!(user_version(&path), 2);
+    assert_eq!(store.runs().len(), 2);
+    assert!(store.runs().iter().all(|run| run.labels.is_empty()));
+    let labels: perfstats::labels::Labels = [("netem_ms".to_string(), "40".to_string())].into();
+    let labelled = store.set_labels(2, labels.clone()).await.unwrap();
+    assert_eq!(labelled.labels, labels);
+    store.close().await;
+    drop(store);
+    let reopened = Store::open(StoreConfig::new(Backend::Sqlite(path))).unwrap();
+    let runs = reopened.runs();
+    assert!(runs[0].labels.is_empty());
+    assert_eq!(runs[1].labels, labels);
+    assert_eq!(runs[1].reports, 2, "its reports are all there");
 }

@@ -4,9 +4,11 @@
 
 use clap::{Args, Parser, Subcommand};
 use perfstats::client::http::HttpClient;
+use perfstats::client::runs;
 use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
 use perfstats::cluster::{self as cluster, ClusterConfig};
+use perfstats::labels;
 use perfstats::metrics::DEFAULT_MAX_SENDER_LABELS;
 use perfstats::serve::{ServeConfig, Service, TlsFiles};
 use perfstats::server::connections::DEFAULT_MAX_CONNECTIONS;
@@ -41,11 +43,73 @@ enum Command {
     Tail(Tail),
     /// Write a run to stdout as CSV or NDJSON.
     Export(Export),
-    /// List the runs.
-    Runs(Remote),
+    /// List the runs (`runs --label k=v`), start one (`runs new`), label one
+    /// (`runs label`).
+    Runs(Runs),
     /// Compare two runs: per round kind, the medians and their difference with a
     /// 95% interval (b - a), and the 99th percentiles.
     Compare(Compare),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Runs {
+    #[command(subcommand)]
+    action: Option<RunsAction>,
+    #[command(flatten)]
+    remote: Remote,
+    /// Only runs with this label: k=v, or k for any value (repeatable; all must hold).
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    #[command(flatten)]
+    format: RunsFormatArg,
+}
+
+#[derive(Subcommand)]
+enum RunsAction {
+    /// Start a new run, which becomes current, and print it.
+    New {
+        #[command(flatten)]
+        remote: Remote,
+        /// Its name (unique; not all digits).
+        name: String,
+        /// A label, k=v (repeatable): what was changed for this run.
+        #[arg(long = "label", value_name = "K=V")]
+        labels: Vec<String>,
+        #[command(flatten)]
+        format: RunsFormatArg,
+    },
+    /// Add labels to a run (a key it has takes the new value) and print it.
+    Label {
+        #[command(flatten)]
+        remote: Remote,
+        /// The run (id or name).
+        run: String,
+        /// The labels, k=v each.
+        #[arg(value_name = "K=V", required = true)]
+        labels: Vec<String>,
+        /// Replace all its labels with these instead of adding them.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        format: RunsFormatArg,
+    },
+}
+
+#[derive(Args)]
+struct RunsFormatArg {
+    /// `table` or `json` (the API's answer).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+}
+
+impl RunsFormatArg {
+    fn get(&self) -> runs::RunsFormat {
+        match self.format.as_str() {
+            "json" => runs::RunsFormat::Json,
+            _ => runs::RunsFormat::Table,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -144,6 +208,16 @@ struct Serve {
     /// Start a new run with this name instead of continuing the latest one.
     #[arg(long, env = "PERFSTATS_NEW_RUN")]
     new_run: Option<String>,
+    /// A label of the --new-run, k=v (repeatable; the variable takes a
+    /// comma-separated list).
+    #[arg(
+        long = "label",
+        env = "PERFSTATS_LABEL",
+        value_name = "K=V",
+        value_delimiter = ',',
+        requires = "new_run"
+    )]
+    labels: Vec<String>,
     /// Require `authorization: Bearer <TOKEN>` for writes (gRPC reports, POST /send,
     /// POST /api/runs).
     #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
@@ -283,7 +357,22 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map(drop)
         }
-        Command::Runs(remote) => terminal::runs(&remote.http()?, out).await,
+        Command::Runs(list) => match list.action {
+            None => runs::list(&list.remote.http()?, &list.labels, list.format.get(), out).await,
+            Some(RunsAction::New {
+                remote,
+                name,
+                labels,
+                format,
+            }) => runs::start(&remote.http()?, &name, &labels, format.get(), out).await,
+            Some(RunsAction::Label {
+                remote,
+                run,
+                labels,
+                replace,
+                format,
+            }) => runs::label(&remote.http()?, &run, &labels, replace, format.get(), out).await,
+        },
         Command::Compare(compare) => {
             let format = match compare.format.as_str() {
                 "json" => terminal::CompareFormat::Json,
@@ -298,7 +387,7 @@ async fn run(command: Command) -> Result<(), String> {
 /// `serve`: the library assembles the server; this binds and waits for a signal.
 async fn run_server(serve: Serve) -> Result<(), String> {
     let listen = serve.listen;
-    let service = Service::open(serve.into_config()).await?;
+    let service = Service::open(serve.into_config()?).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
@@ -313,7 +402,9 @@ async fn run_server(serve: Serve) -> Result<(), String> {
 
 impl Serve {
     /// What the library needs to assemble the server.
-    fn into_config(self) -> ServeConfig {
+    fn into_config(self) -> Result<ServeConfig, String> {
+        let new_run_labels = labels::parse_all(self.labels.iter().map(String::as_str))
+            .map_err(|error| format!("--label: {error}"))?;
         let backend = if self.memory {
             Backend::Memory {
                 max_reports: self.max_reports,
@@ -338,9 +429,10 @@ impl Serve {
             }),
             _ => None,
         };
-        ServeConfig {
+        Ok(ServeConfig {
             backend,
             new_run: self.new_run,
+            new_run_labels,
             tokens: Tokens {
                 write: self.token,
                 read: self.read_token,
@@ -355,7 +447,7 @@ impl Serve {
             allow_hosts: self.allow_host,
             tls,
             cluster,
-        }
+        })
     }
 }
 

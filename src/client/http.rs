@@ -1,11 +1,11 @@
 //! A small HTTP client for the terminal commands (`tail`, `export`, `runs`,
-//! `compare`): GET requests to the server's HTTP API, bodies read as a stream of
-//! chunks; `https://` addresses over rustls with the CA (and client certificate) of
+//! `compare`…): requests to the server's HTTP API (GETs, and JSON bodies for the
+//! few writes), bodies read as a stream of chunks; `https://` addresses over rustls with the CA (and client certificate) of
 //! a [`ClientTls`]. Given several servers, each request goes to the first that
 //! answers.
 
 use super::{ClientTls, addresses};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -19,11 +19,11 @@ const FAILOVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// a stream's body may follow for as long as it lasts) before the next is asked.
 const FAILOVER_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// GETs from one server, or from the first of several that answers, with an
-/// optional bearer token.
+/// Asks one server, or the first of several that answers, with an optional
+/// bearer token.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The servers' base URLs, in the order they are tried (at least one).
     bases: Vec<String>,
     token: Option<String>,
@@ -148,9 +148,36 @@ impl HttpClient {
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Body, HttpError> {
+        self.request(hyper::Method::GET, path_and_query, headers, Bytes::new())
+            .await
+    }
+
+    /// Sends `json` with `method` (`POST`, `PUT`) to `path`, as [`HttpClient::get`]
+    /// asks: the first server that answers gets it.
+    pub async fn send_json(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        json: &serde_json::Value,
+    ) -> Result<Body, HttpError> {
+        let headers = [("content-type", "application/json".to_string())];
+        self.request(method, path, &headers, Bytes::from(json.to_string()))
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Body, HttpError> {
         let mut unanswered = Vec::new();
         for base in &self.bases {
-            match self.get_from(base, path_and_query, headers).await {
+            match self
+                .request_from(base, method.clone(), path_and_query, headers, body.clone())
+                .await
+            {
                 Err(error) if error.status.is_none() => {
                     tracing::debug!(%error, "no answer; trying the next server");
                     unanswered.push(error);
@@ -168,16 +195,18 @@ impl HttpClient {
         })
     }
 
-    /// GETs `path_and_query` from the server at `base`.
-    async fn get_from(
+    /// Asks the server at `base`.
+    async fn request_from(
         &self,
         base: &str,
+        method: hyper::Method,
         path_and_query: &str,
         headers: &[(&str, String)],
+        body: Bytes,
     ) -> Result<Body, HttpError> {
         let failed = |status: Option<u16>, message: String| HttpError { status, message };
         let url = format!("{base}{path_and_query}");
-        let mut request = hyper::Request::get(&url);
+        let mut request = hyper::Request::builder().method(method).uri(&url);
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -185,7 +214,7 @@ impl HttpClient {
             request = request.header(*name, value);
         }
         let request = request
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|error| failed(None, format!("{url}: {error}")))?;
         let response = self.inner.request(request);
         // With others to ask, a server that accepts and never answers is passed over.

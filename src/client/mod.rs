@@ -20,6 +20,7 @@
 pub mod http;
 mod reporter;
 mod retry;
+pub mod runs;
 pub mod terminal;
 
 pub use reporter::{ReportError, Reporter, ReporterStats};

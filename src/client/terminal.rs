@@ -1,6 +1,6 @@
 //! The terminal commands' work, over the HTTP API: `tail` follows the live stream
-//! (resuming after a server restart), `export` writes a run out, `runs` lists runs,
-//! `compare` puts two runs side by side.
+//! (resuming after a server restart), `export` writes a run out, `compare` puts two
+//! runs side by side (`runs` are in [`super::runs`]).
 //! Progress and reconnection notes go to stderr only when it is a terminal.
 
 use super::http::{HttpClient, encode_query};
@@ -40,7 +40,7 @@ pub fn report_line(report: &serde_json::Value) -> String {
 
 /// Writes `bytes` to `out`; `Ok(false)` when the reader went away (a closed pipe,
 /// as with `| head`), which ends the command quietly.
-fn emit(out: &mut impl Write, bytes: &[u8]) -> Result<bool, String> {
+pub(super) fn emit(out: &mut impl Write, bytes: &[u8]) -> Result<bool, String> {
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
@@ -48,7 +48,7 @@ fn emit(out: &mut impl Write, bytes: &[u8]) -> Result<bool, String> {
     }
 }
 
-fn query(pairs: &[(&str, Option<&str>)]) -> String {
+pub(super) fn query(pairs: &[(&str, Option<&str>)]) -> String {
     let parts: Vec<String> = pairs
         .iter()
         .filter_map(|(name, value)| Some(format!("{name}={}", encode_query((*value)?))))
@@ -181,38 +181,6 @@ pub async fn export(
         eprintln!();
     }
     Ok(lines)
-}
-
-/// Writes the runs as a table to `out`.
-pub async fn runs(http: &HttpClient, out: &mut impl Write) -> Result<(), String> {
-    let text = http
-        .get("/api/runs", &[])
-        .await
-        .map_err(String::from)?
-        .text()
-        .await?;
-    let runs: Vec<serde_json::Value> =
-        serde_json::from_str(&text).map_err(|error| format!("/api/runs: {error}"))?;
-    let mut table = format!(
-        "{:>4}  {:<24} {:>9} {:>8}  started (UTC)\n",
-        "id", "name", "reports", "evicted"
-    );
-    for run in runs {
-        table.push_str(&format!(
-            "{:>4}  {:<24} {:>9} {:>8}  {}{}\n",
-            run["id"].to_string(),
-            run["name"].as_str().unwrap_or_default(),
-            run["reports"].to_string(),
-            run["evicted"].to_string(),
-            clock(run["started_unix_nano"].as_i64().unwrap_or_default()),
-            if run["current"] == true {
-                "  (current)"
-            } else {
-                ""
-            },
-        ));
-    }
-    emit(out, table.as_bytes()).map(drop)
 }
 
 /// How `compare` prints.

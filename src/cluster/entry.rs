@@ -1,7 +1,8 @@
 //! What perfstats writes into the shared stream, and how a message is read back:
-//! a report on `<STREAM>.reports`, a run's start on `<STREAM>.runs`, both JSON
-//! (readable with `nats stream view`).
+//! a report on `<STREAM>.reports`, a run's start or new labels on `<STREAM>.runs`,
+//! all JSON (readable with `nats stream view`).
 
+use crate::labels::Labels;
 use crate::pb::Event;
 use crate::report::Report;
 use async_nats::Subject;
@@ -53,6 +54,19 @@ pub(super) struct RunMessage {
     pub name: Option<String>,
     /// When it was started.
     pub started_unix_nano: i64,
+    /// Its labels (absent in messages of releases before labels).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
+}
+
+/// A run's new labels as a stream message, replacing its old ones.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LabelsMessage {
+    /// The run's first seq: the same on every server, where ids might not be.
+    pub labels_of_run_from_seq: u64,
+    /// Its labels.
+    pub labels: Labels,
 }
 
 /// The body of `report`'s message.
@@ -69,12 +83,22 @@ pub fn encode_report(report: &Report) -> Vec<u8> {
 }
 
 /// The body of a run's message.
-pub fn encode_run(name: Option<String>, started_unix_nano: i64) -> Vec<u8> {
+pub fn encode_run(name: Option<String>, labels: Labels, started_unix_nano: i64) -> Vec<u8> {
     serde_json::to_vec(&RunMessage {
         name,
         started_unix_nano,
+        labels,
     })
     .expect("a run always serialises")
+}
+
+/// The body of a message giving the run whose reports start at `first_seq` new labels.
+pub fn encode_labels(first_seq: u64, labels: Labels) -> Vec<u8> {
+    serde_json::to_vec(&LabelsMessage {
+        labels_of_run_from_seq: first_seq,
+        labels,
+    })
+    .expect("labels always serialise")
 }
 
 /// One message of the stream, read.
@@ -84,6 +108,8 @@ pub enum Entry {
     Report(Report),
     /// A run started here.
     Run(RunMessage),
+    /// A run's labels replaced here.
+    Labels(LabelsMessage),
     /// Something else (another subject, a body that does not parse): its seq
     /// holds nothing.
     Other(String),
@@ -109,9 +135,12 @@ pub fn decode(subjects: &Subjects, subject: &str, seq: u64, body: &[u8]) -> Entr
             Err(error) => Entry::Other(format!("not a report: {error}")),
         }
     } else if subject == subjects.runs.as_str() {
+        if let Ok(labels) = serde_json::from_slice::<LabelsMessage>(body) {
+            return Entry::Labels(labels);
+        }
         match serde_json::from_slice::<RunMessage>(body) {
             Ok(run) => Entry::Run(run),
-            Err(error) => Entry::Other(format!("not a run: {error}")),
+            Err(error) => Entry::Other(format!("not a run or labels: {error}")),
         }
     } else {
         Entry::Other(format!("unexpected subject {subject:?}"))
@@ -145,10 +174,21 @@ mod tests {
     #[test]
     fn runs_and_strangers_are_told_apart() {
         let subjects = Subjects::of("S");
-        let run = encode_run(Some("b".into()), 5);
+        let run = encode_run(Some("b".into()), Labels::new(), 5);
         assert!(matches!(
             decode(&subjects, "S.runs", 1, &run),
-            Entry::Run(RunMessage { name: Some(name), started_unix_nano: 5 }) if name == "b"
+            Entry::Run(RunMessage { name: Some(name), started_unix_nano: 5, .. }) if name == "b"
+        ));
+        // A run message of a release before labels reads with none.
+        assert!(matches!(
+            decode(&subjects, "S.runs", 1, br#"{"name":null,"started_unix_nano":7}"#),
+            Entry::Run(RunMessage { name: None, started_unix_nano: 7, labels }) if labels.is_empty()
+        ));
+        let labels: Labels = [("netem_ms".to_string(), "40".to_string())].into();
+        let message = encode_labels(9, labels.clone());
+        assert!(matches!(
+            decode(&subjects, "S.runs", 10, &message),
+            Entry::Labels(LabelsMessage { labels_of_run_from_seq: 9, labels: read }) if read == labels
         ));
         assert!(matches!(
             decode(&subjects, "S.reports", 2, b"{}"),

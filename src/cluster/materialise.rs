@@ -191,8 +191,22 @@ async fn apply(applier: &Applier, entries: Vec<(u64, Entry)>) -> Result<(), Erro
             Entry::Run(run) => {
                 flush(applier, &mut reports).await?;
                 applier
-                    .new_run_at(seq, run.name, run.started_unix_nano)
+                    .new_run_at(seq, run.name, run.labels, run.started_unix_nano)
                     .await?;
+            }
+            Entry::Labels(message) => {
+                flush(applier, &mut reports).await?;
+                match applier
+                    .label_at(seq, message.labels_of_run_from_seq, message.labels)
+                    .await
+                {
+                    Ok(_) => {}
+                    // Refused alike by every server: the seq is applied as a hole.
+                    Err(refused @ (Error::NotFound(_) | Error::BadRequest(_))) => {
+                        tracing::warn!(seq, "labels in the stream not applied: {refused}");
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             Entry::Other(why) => {
                 flush(applier, &mut reports).await?;

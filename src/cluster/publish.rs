@@ -1,8 +1,9 @@
-//! Writes into the stream: reports (answered once JetStream has every one) and run
-//! starts (answered once applied here, so the answer has the run's id).
+//! Writes into the stream: reports (answered once JetStream has every one), run
+//! starts and run labels (answered once applied here, so the answer has the run).
 
 use super::{Cluster, entry};
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::{Report, now_unix_nano};
 use crate::store::{Receipt, RunInfo};
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
@@ -21,7 +22,7 @@ pub(super) const MAX_ACKS_IN_FLIGHT: usize = 16_384;
 /// How often a run's start is published again (same message id, so at most one
 /// run) when JetStream's ack does not come.
 const RUN_PUBLISH_ATTEMPTS: usize = 3;
-/// How long `POST /api/runs` waits for its run to be applied here.
+/// How long `POST /api/runs` (or a labels `PUT`) waits to be applied here.
 const RUN_APPLIED_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Cluster {
@@ -95,15 +96,37 @@ impl Cluster {
 
     /// Starts a run for every server: publishes its start and answers once it is
     /// applied here (so the answer has its id).
-    pub async fn new_run(&self, name: Option<String>) -> Result<RunInfo, Error> {
+    pub async fn new_run(&self, name: Option<String>, labels: Labels) -> Result<RunInfo, Error> {
         self.check_writable()?;
         let name = name.map(|name| name.trim().to_string());
         if let Some(name) = &name {
             self.store.check_new_run_name(name)?;
         }
-        // One id for every attempt: a start whose ack was lost is not a second run.
-        let id = format!("run-{}", uuid::Uuid::now_v7());
-        let body = entry::encode_run(name, now_unix_nano());
+        crate::labels::check(&labels)?;
+        let body = entry::encode_run(name, labels, now_unix_nano());
+        let seq = self.publish_run_message(body, "run").await?;
+        self.store
+            .runs()
+            .into_iter()
+            .find(|run| run.first_seq == seq + 1)
+            .ok_or_else(|| Error::Unavailable("the run was applied but is not found".into()))
+    }
+
+    /// Replaces `run`'s labels on every server: publishes them and answers once
+    /// they are applied here.
+    pub async fn set_labels(&self, run: &RunInfo, labels: Labels) -> Result<RunInfo, Error> {
+        self.check_writable()?;
+        crate::labels::check(&labels)?;
+        let body = entry::encode_labels(run.first_seq, labels);
+        self.publish_run_message(body, "labels").await?;
+        self.store.resolve_run(Some(&run.id.to_string()))
+    }
+
+    /// Publishes `body` on the runs subject (under one message id for every
+    /// attempt, so a message whose ack was lost is not applied twice) and waits
+    /// until this server has applied it; answers its stream seq.
+    async fn publish_run_message(&self, body: Vec<u8>, what: &str) -> Result<u64, Error> {
+        let id = format!("{what}-{}", uuid::Uuid::now_v7());
         let mut attempt = 0;
         let ack = loop {
             attempt += 1;
@@ -129,7 +152,7 @@ impl Cluster {
                         )
                         && self.can_write() =>
                 {
-                    tracing::debug!(%error, attempt, "publishing a run's start again");
+                    tracing::debug!(%error, attempt, what, "publishing again");
                 }
                 Err(error) => return Err(self.publish_failed(&error)),
             }
@@ -142,16 +165,12 @@ impl Cluster {
         .await
         .map_err(|_| {
             Error::Unavailable(format!(
-                "the run is in the stream as seq {} but was not applied here within \
-                 {RUN_APPLIED_DEADLINE:?}; it shows once this server catches up",
+                "the {what} message is in the stream as seq {} but was not applied here \
+                 within {RUN_APPLIED_DEADLINE:?}; it shows once this server catches up",
                 ack.sequence
             ))
         })??;
-        self.store
-            .runs()
-            .into_iter()
-            .find(|run| run.first_seq == ack.sequence + 1)
-            .ok_or_else(|| Error::Unavailable("the run was applied but is not found".into()))
+        Ok(ack.sequence)
     }
 }
 

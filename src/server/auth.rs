@@ -1,5 +1,5 @@
 //! Bearer tokens: with a write token, every write (gRPC ingest, `POST /send`,
-//! `POST /api/runs`) needs `authorization: Bearer <token>`; with a read token, so do
+//! `POST /api/runs`, `PUT /api/runs/{run}/labels`) needs `authorization: Bearer <token>`; with a read token, so do
 //! the reads of the API (the write token is accepted too, and `?token=` for the
 //! browser's EventSource and downloads). The page itself, health and reflection
 //! stay open. With TLS and a client CA (`--client-ca`), writes also need a client
@@ -48,6 +48,7 @@ enum Access {
 fn access(method: &Method, path: &str) -> Access {
     if path.starts_with("/perfstats.v1.PerformanceStats/")
         || (method == Method::POST && (path == "/send" || path == "/api/runs"))
+        || (method == Method::PUT && path.starts_with("/api/runs/"))
     {
         Access::Write
     } else if path.starts_with("/api/") || path == "/messages" || path == "/metrics" {
@@ -143,6 +144,7 @@ mod tests {
         assert_eq!(access(&Method::POST, "/send"), Access::Write);
         assert_eq!(access(&Method::POST, "/api/runs"), Access::Write);
         assert_eq!(access(&Method::GET, "/api/runs"), Access::Read);
+        assert_eq!(access(&Method::PUT, "/api/runs/3/labels"), Access::Write);
         assert_eq!(access(&Method::GET, "/messages"), Access::Read);
         assert_eq!(access(&Method::GET, "/"), Access::Open);
         assert_eq!(

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/api/events", get(events))
         .route("/api/runs", get(api::runs).post(api::new_run))
+        .route("/api/runs/{run}/labels", put(api::set_labels))
         .route("/api/reports", get(api::reports))
         .route("/api/export", get(api::export))
         .route("/api/nodes", get(api::nodes))

@@ -4,8 +4,9 @@
 //! and tells how far it has applied.
 
 use super::committer::Pending;
-use super::{Receipt, RunInfo, Shared, Store, closed};
+use super::{Receipt, RunInfo, RunRef, Shared, Store, closed};
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::Report;
 use std::sync::Arc;
 
@@ -29,17 +30,41 @@ impl Applier {
 
     /// Starts the run a stream's message at `seq` began at `started_unix_nano`: its
     /// reports are the seqs after `seq`. A name that is taken or breaks the rules
-    /// becomes the default name, so every server applying the stream agrees.
+    /// becomes the default name, and labels that break the rules none, so every
+    /// server applying the stream agrees.
     pub async fn new_run_at(
         &self,
         seq: u64,
         name: Option<String>,
+        labels: Labels,
         started_unix_nano: i64,
     ) -> Result<RunInfo, Error> {
         self.store
             .request(|reply| Pending::NewRun {
                 name,
+                labels,
                 at: Some((seq, started_unix_nano)),
+                reply,
+            })
+            .await
+    }
+
+    /// Applies a stream's message at `seq` that replaces the labels of the run
+    /// whose reports start at `first_seq`; `seq` holds nothing else and is
+    /// recorded as applied even when the labels are refused (`NOT_FOUND`: a run
+    /// this store lacks; `INVALID_ARGUMENT`: labels that break the rules), as every
+    /// server applying the stream refuses them alike.
+    pub async fn label_at(
+        &self,
+        seq: u64,
+        first_seq: u64,
+        labels: Labels,
+    ) -> Result<RunInfo, Error> {
+        self.store
+            .request(|reply| Pending::Label {
+                run: RunRef::FirstSeq(first_seq),
+                labels,
+                at: Some(seq),
                 reply,
             })
             .await

@@ -3,6 +3,7 @@
 
 use super::{Query, RunInfo};
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::Report;
 use std::sync::Arc;
 
@@ -19,7 +20,10 @@ pub(super) trait Writer: Send {
         name: &str,
         started_unix_nano: i64,
         first_seq: u64,
+        labels: &Labels,
     ) -> Result<u64, Error>;
+    /// Replaces run `id`'s labels.
+    fn set_labels(&mut self, id: u64, labels: &Labels) -> Result<(), Error>;
     /// Stores `reports` (run set; seq 0 for the next free one, or a given seq above
     /// every seq taken) in one transaction, all or none: for each, whether it was
     /// new or a duplicate. A duplicate at a given seq leaves that seq a hole. Also

@@ -14,9 +14,10 @@
 //! answered: a client that reads after its ACK sees its report counted everywhere.
 
 use super::backend::{Inserted, Writer};
-use super::runs::{start_run, start_stream_run};
+use super::runs::{RunRef, set_labels, start_run, start_stream_run};
 use super::{Receipt, RunInfo, Shared, Store, closed};
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::Report;
 use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
@@ -38,8 +39,16 @@ pub(super) enum Pending {
     },
     NewRun {
         name: Option<String>,
+        labels: Labels,
         /// For a run taken from a stream: its message's seq and start time.
         at: Option<(u64, i64)>,
+        reply: oneshot::Sender<Result<RunInfo, Error>>,
+    },
+    Label {
+        run: RunRef,
+        labels: Labels,
+        /// For a stream's message: its seq, which holds nothing else.
+        at: Option<u64>,
         reply: oneshot::Sender<Result<RunInfo, Error>>,
     },
     Skip {
@@ -157,7 +166,12 @@ impl Shared {
                     waiting.push((reply, more.len()));
                     reports.extend(more);
                 }
-                Pending::NewRun { name, at, reply } => {
+                Pending::NewRun {
+                    name,
+                    labels,
+                    at,
+                    reply,
+                } => {
                     self.store_batch(
                         writer,
                         std::mem::take(&mut reports),
@@ -165,8 +179,8 @@ impl Shared {
                     );
                     let mut runs = self.runs.write().expect("runs lock");
                     let started = match at {
-                        None => start_run(writer, &mut runs, name),
-                        Some(at) => start_stream_run(writer, &mut runs, name, at),
+                        None => start_run(writer, &mut runs, name, labels),
+                        Some(at) => start_stream_run(writer, &mut runs, name, labels, at),
                     };
                     drop(runs);
                     if let Ok(run) = &started {
@@ -174,6 +188,27 @@ impl Shared {
                         self.mark_applied(run.first_seq - 1);
                     }
                     let _ = reply.send(started);
+                }
+                Pending::Label {
+                    run,
+                    labels,
+                    at,
+                    reply,
+                } => {
+                    self.store_batch(
+                        writer,
+                        std::mem::take(&mut reports),
+                        std::mem::take(&mut waiting),
+                    );
+                    let mut runs = self.runs.write().expect("runs lock");
+                    let labelled = set_labels(writer, &mut runs, run, labels);
+                    drop(runs);
+                    // A stream's message holds no report or run: its seq is a
+                    // hole, whether or not its labels could be applied.
+                    let skipped = at.map_or(Ok(()), |seq| {
+                        writer.skip(seq).map(|()| self.mark_applied(seq))
+                    });
+                    let _ = reply.send(skipped.and(labelled));
                 }
                 Pending::Skip { seq, reply } => {
                     self.store_batch(

@@ -10,6 +10,7 @@ use super::backend::{Inserted, Reader, Writer};
 use super::{Query, RunInfo};
 use crate::error::Error;
 use crate::intern::Interner;
+use crate::labels::Labels;
 use crate::pb::Event;
 use crate::report::Report;
 use std::collections::{HashMap, VecDeque};
@@ -213,6 +214,7 @@ impl Writer for MemoryWriter {
         _name: &str,
         _started_unix_nano: i64,
         first_seq: u64,
+        _labels: &Labels,
     ) -> Result<u64, Error> {
         let mut data = self.data.write().expect("memory lock");
         // A stream's run message sits at first_seq - 1.
@@ -271,6 +273,11 @@ impl Writer for MemoryWriter {
 
     /// Runs are kept by the store itself: nothing to record here.
     fn set_run_start(&mut self, _id: u64, _started_unix_nano: i64) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Runs are kept by the store itself: nothing to record here.
+    fn set_labels(&mut self, _id: u64, _labels: &Labels) -> Result<(), Error> {
         Ok(())
     }
 

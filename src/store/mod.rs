@@ -29,10 +29,11 @@ mod sqlite;
 pub use analyses::SharedAnalysis;
 pub use applier::Applier;
 pub use query::Query;
-pub use runs::RunInfo;
+pub use runs::{RunInfo, RunRef};
 pub use sqlite::SCHEMA_VERSION;
 
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::Report;
 use analyses::{Analyses, build_analysis};
 use backend::{Reader, Writer};
@@ -65,6 +66,8 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Start a new run with this name instead of continuing the latest one.
     pub new_run: Option<String>,
+    /// The labels of that new run.
+    pub new_run_labels: Labels,
     /// Told what each commit stored (the metrics count it).
     pub observer: Arc<dyn CommitObserver>,
 }
@@ -75,6 +78,7 @@ impl StoreConfig {
         StoreConfig {
             backend,
             new_run: None,
+            new_run_labels: Labels::new(),
             observer: Arc::new(()),
         }
     }
@@ -158,7 +162,12 @@ impl Store {
             )));
         }
         if config.new_run.is_some() || runs.all.is_empty() {
-            start_run(writer.as_mut(), &mut runs, config.new_run)?;
+            start_run(
+                writer.as_mut(),
+                &mut runs,
+                config.new_run,
+                config.new_run_labels,
+            )?;
         }
         let last = writer.last_seq()?;
         let last_seq = AtomicU64::new(last);
@@ -199,10 +208,23 @@ impl Store {
             .await
     }
 
-    /// Starts a new run (named `run-<id>` when no name is given) that becomes current.
-    pub async fn new_run(&self, name: Option<String>) -> Result<RunInfo, Error> {
+    /// Starts a new run (named `run-<id>` when no name is given) with `labels`,
+    /// which becomes current.
+    pub async fn new_run(&self, name: Option<String>, labels: Labels) -> Result<RunInfo, Error> {
         self.request(|reply| Pending::NewRun {
             name,
+            labels,
+            at: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Replaces run `run`'s labels (by id), answering the run as it now is.
+    pub async fn set_labels(&self, run: u64, labels: Labels) -> Result<RunInfo, Error> {
+        self.request(|reply| Pending::Label {
+            run: RunRef::Id(run),
+            labels,
             at: None,
             reply,
         })

@@ -4,6 +4,7 @@
 
 use super::backend::Writer;
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::report::now_unix_nano;
 use serde::Serialize;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct RunInfo {
     pub first_seq: u64,
     /// Whether new reports go to it.
     pub current: bool,
+    /// What was changed for it (`netem_ms=40`), by key.
+    pub labels: Labels,
 }
 
 /// Runs as the writer last committed them; read by anyone without asking the writer.
@@ -73,9 +76,11 @@ pub(super) fn start_run(
     writer: &mut dyn Writer,
     runs: &mut Runs,
     name: Option<String>,
+    labels: Labels,
 ) -> Result<RunInfo, Error> {
+    crate::labels::check(&labels)?;
     let first_seq = writer.last_seq()? + 1;
-    start_run_at(writer, runs, name, now_unix_nano(), first_seq)
+    start_run_at(writer, runs, name, labels, now_unix_nano(), first_seq)
 }
 
 /// Starts the run of a stream's message at `seq`; see [`super::Applier::new_run_at`].
@@ -83,16 +88,55 @@ pub(super) fn start_stream_run(
     writer: &mut dyn Writer,
     runs: &mut Runs,
     name: Option<String>,
+    labels: Labels,
     (seq, started_unix_nano): (u64, i64),
 ) -> Result<RunInfo, Error> {
     let usable = name.filter(|name| runs.check_new_name(name.trim()).is_ok());
-    start_run_at(writer, runs, usable, started_unix_nano, seq + 1)
+    // Labels that break the rules are dropped, as a bad name is, so that every
+    // server applying the stream agrees.
+    let labels = match crate::labels::check(&labels) {
+        Ok(()) => labels,
+        Err(_) => Labels::new(),
+    };
+    start_run_at(writer, runs, usable, labels, started_unix_nano, seq + 1)
+}
+
+/// Replaces the labels of the run `run` finds (by id, or by first seq for a
+/// stream's message, which every server agrees on).
+pub(super) fn set_labels(
+    writer: &mut dyn Writer,
+    runs: &mut Runs,
+    run: RunRef,
+    labels: Labels,
+) -> Result<RunInfo, Error> {
+    crate::labels::check(&labels)?;
+    let found = runs
+        .all
+        .iter_mut()
+        .find(|info| match run {
+            RunRef::Id(id) => info.id == id,
+            RunRef::FirstSeq(seq) => info.first_seq == seq,
+        })
+        .ok_or_else(|| Error::NotFound(format!("run: no run {run:?}")))?;
+    writer.set_labels(found.id, &labels)?;
+    found.labels = labels;
+    Ok(found.clone())
+}
+
+/// How a request names a run: by id here, by first seq in a stream's message.
+#[derive(Debug, Clone, Copy)]
+pub enum RunRef {
+    /// This store's id.
+    Id(u64),
+    /// The seq its reports start at (a stream's, the same on every server).
+    FirstSeq(u64),
 }
 
 fn start_run_at(
     writer: &mut dyn Writer,
     runs: &mut Runs,
     name: Option<String>,
+    labels: Labels,
     started_unix_nano: i64,
     first_seq: u64,
 ) -> Result<RunInfo, Error> {
@@ -110,7 +154,7 @@ fn start_run_at(
             .find(|name| !runs.is_taken(name))
             .expect("some suffix is free"),
     };
-    let id = writer.create_run(&name, started_unix_nano, first_seq)?;
+    let id = writer.create_run(&name, started_unix_nano, first_seq, &labels)?;
     for run in &mut runs.all {
         run.current = false;
     }
@@ -122,6 +166,7 @@ fn start_run_at(
         evicted: 0,
         first_seq,
         current: true,
+        labels,
     };
     runs.all.push(run.clone());
     Ok(run)

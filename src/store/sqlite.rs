@@ -8,6 +8,7 @@
 use super::backend::{Inserted, Reader, Writer};
 use super::{Query, RunInfo};
 use crate::error::Error;
+use crate::labels::Labels;
 use crate::pb::Event;
 use crate::report::Report;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -23,7 +24,7 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
 /// the first migration's `IF NOT EXISTS` keeps as they are). A migration that
 /// shipped is never edited: a change to what is stored is a new one at the end,
 /// with a test that opens a database of the version before.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// Version 1: runs, reports, skipped stream seqs, and what the store holds.
 const SCHEMA_V1: &str = "
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE TABLE IF NOT EXISTS skipped (first INTEGER PRIMARY KEY, last INTEGER NOT NULL);
 -- What the reports came from: absent for a server of its own, else the stream.
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// Version 2: run labels, a JSON object of strings a run (`{}` for the runs
+/// before), read and written whole: a run has at most 32.
+const SCHEMA_V2: &str = "
+ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// The schema version this release writes.
@@ -90,6 +97,11 @@ fn migrate(connection: &Connection, path: &Path) -> Result<(), Error> {
         let _ = connection.execute_batch("ROLLBACK");
     }
     outcome
+}
+
+/// Labels as stored: a JSON object.
+fn labels_json(labels: &Labels) -> String {
+    serde_json::to_string(labels).expect("string pairs always serialise")
 }
 
 /// The writer connection.
@@ -144,8 +156,9 @@ impl Writer for SqliteWriter {
     fn load_runs(&mut self) -> Result<Vec<RunInfo>, Error> {
         let mut runs = self
             .connection
-            .prepare("SELECT id, name, started_unix_nano, first_seq FROM runs ORDER BY id")?
+            .prepare("SELECT id, name, started_unix_nano, first_seq, labels FROM runs ORDER BY id")?
             .query_map([], |row| {
+                let labels: String = row.get(4)?;
                 Ok(RunInfo {
                     id: row.get(0)?,
                     name: row.get::<_, String>(1)?.into(),
@@ -154,6 +167,13 @@ impl Writer for SqliteWriter {
                     reports: 0,
                     evicted: 0,
                     current: false,
+                    labels: serde_json::from_str(&labels).map_err(|error| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            4,
+                            rusqlite::types::Type::Text,
+                            Box::new(error),
+                        )
+                    })?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -230,6 +250,14 @@ impl Writer for SqliteWriter {
         Ok(())
     }
 
+    fn set_labels(&mut self, id: u64, labels: &Labels) -> Result<(), Error> {
+        self.connection.execute(
+            "UPDATE runs SET labels = ?2 WHERE id = ?1",
+            params![id, labels_json(labels)],
+        )?;
+        Ok(())
+    }
+
     fn source(&mut self) -> Result<(Option<String>, bool), Error> {
         let recorded = self
             .connection
@@ -280,6 +308,7 @@ impl Writer for SqliteWriter {
         name: &str,
         started_unix_nano: i64,
         first_seq: u64,
+        labels: &Labels,
     ) -> Result<u64, Error> {
         // A stream's run message sits at first_seq - 1; seqs the stream no longer
         // has before it are skipped.
@@ -290,8 +319,9 @@ impl Writer for SqliteWriter {
             record_skipped(&transaction, &mut hole, taken + 1, first_seq - 2)?;
         }
         transaction.execute(
-            "INSERT INTO runs (name, started_unix_nano, first_seq) VALUES (?1, ?2, ?3)",
-            params![name, started_unix_nano, first_seq],
+            "INSERT INTO runs (name, started_unix_nano, first_seq, labels) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![name, started_unix_nano, first_seq, labels_json(labels)],
         )?;
         let id = transaction.last_insert_rowid() as u64;
         transaction.commit()?;

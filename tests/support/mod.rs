@@ -128,6 +128,7 @@ pub async fn serve_observed(
     let store = Store::open(StoreConfig {
         backend,
         new_run: None,
+        new_run_labels: Default::default(),
         observer,
     })
     .unwrap();
@@ -554,6 +555,7 @@ pub fn app_state() -> server::AppState {
     let store = Store::open(StoreConfig {
         backend: Backend::Memory { max_reports: 100 },
         new_run: Some("oneshot".into()),
+        new_run_labels: Default::default(),
         observer: metrics.clone(),
     })
     .unwrap();

@@ -17,7 +17,7 @@ pub use compare::compare;
 pub use filters::{Filters, MAX_SEQ};
 pub use metrics::metrics;
 pub use reports::{export, reports};
-pub use runs::{new_run, runs};
+pub use runs::{new_run, runs, set_labels};
 pub use timeline::timeline;
 
 use super::AppState;
@@ -38,6 +38,12 @@ async fn read_analysis<T: Send + 'static>(
     tokio::task::spawn_blocking(move || read(&analysis.read().expect("analysis lock")))
         .await
         .map_err(|error| Error::Unavailable(format!("analysis failed: {error}")))?
+}
+
+/// A query string's parameters in order, repeated ones kept (`label=a&label=b`).
+fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Error> {
+    serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|error| Error::BadRequest(format!("query: {error}")))
 }
 
 /// The `run` parameter alone.

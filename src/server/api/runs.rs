@@ -1,17 +1,39 @@
-//! `/api/runs`: list the runs, start a new one.
+//! `/api/runs`: list the runs (filtered by label), start a new one, replace a
+//! run's labels.
 
+use super::query_pairs;
 use crate::error::Error;
+use crate::labels::{self, Filter, Labels};
 use crate::server::AppState;
 use crate::store::RunInfo;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-/// `GET /api/runs`: every run, oldest first.
-pub async fn runs(State(state): State<AppState>) -> Json<Vec<RunInfo>> {
-    Json(state.store.runs())
+/// `GET /api/runs[?label=k=v|label=k…]`: every run, oldest first; with `label`
+/// filters, the runs having every label asked for (`k=v`: that value; `k`: any).
+pub async fn runs(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<RunInfo>>, Error> {
+    let filter = label_filter(query.as_deref())?;
+    let mut runs = state.store.runs();
+    runs.retain(|run| filter.matches(&run.labels));
+    Ok(Json(runs))
+}
+
+/// The `label=` filters of a query string; any other parameter is refused.
+pub(super) fn label_filter(query: Option<&str>) -> Result<Filter, Error> {
+    let pairs = query_pairs(query)?;
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| name != "label") {
+        return Err(Error::BadRequest(format!(
+            "{name}: unknown parameter (runs are filtered by label=k=v or label=k)"
+        )));
+    }
+    Filter::parse(pairs.iter().map(|(_, value)| value.as_str()))
 }
 
 /// The body of `POST /api/runs`.
@@ -19,33 +41,68 @@ pub async fn runs(State(state): State<AppState>) -> Json<Vec<RunInfo>> {
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
     name: Option<String>,
+    #[serde(default)]
+    labels: Labels,
 }
 
-/// `POST /api/runs {"name"}`: starts a new run, which becomes current. The body must
-/// be sent as `application/json`, which a page on another site cannot do without
-/// the CORS preflight this server never grants.
+/// `POST /api/runs {"name", "labels": {"k": "v"}}`: starts a new run, which
+/// becomes current. The body must be sent as `application/json`, which a page on
+/// another site cannot do without the CORS preflight this server never grants.
 pub async fn new_run(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<RunInfo>, Error> {
+    let NewRun { name, labels } = if body.iter().all(u8::is_ascii_whitespace) {
+        check_json(&headers)?;
+        NewRun::default()
+    } else {
+        json_body(
+            &headers,
+            &body,
+            r#"{"name": "…", "labels": {"key": "value"}}"#,
+        )?
+    };
+    labels::check(&labels)?;
+    Ok(Json(state.writes.new_run(name, labels).await?))
+}
+
+/// `PUT /api/runs/{run}/labels {"k": "v", …}`: replaces the run's labels (by id
+/// or name; `{}` removes them all) and answers the run.
+pub async fn set_labels(
+    State(state): State<AppState>,
+    Path(run): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RunInfo>, Error> {
+    let labels: Labels = json_body(&headers, &body, r#"{"key": "value", …}"#)?;
+    labels::check(&labels)?;
+    let run = state.store.resolve_run(Some(&run))?;
+    Ok(Json(state.writes.set_labels(&run, labels).await?))
+}
+
+/// Refuses a body not sent as `application/json`.
+fn check_json(headers: &HeaderMap) -> Result<(), Error> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/json"));
-    if !json {
-        return Err(Error::BadRequest(
-            "content-type: must be application/json".into(),
-        ));
-    }
-    let name = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    if json {
+        Ok(())
     } else {
-        serde_json::from_slice::<NewRun>(&body)
-            .map_err(|error| {
-                Error::BadRequest(format!("body: expected {{\"name\": \"…\"}}: {error}"))
-            })?
-            .name
-    };
-    Ok(Json(state.writes.new_run(name).await?))
+        Err(Error::BadRequest(
+            "content-type: must be application/json".into(),
+        ))
+    }
+}
+
+/// Reads an `application/json` body shaped as `expected` says.
+fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+    expected: &str,
+) -> Result<T, Error> {
+    check_json(headers)?;
+    serde_json::from_slice(body)
+        .map_err(|error| Error::BadRequest(format!("body: expected {expected}: {error}")))
 }
