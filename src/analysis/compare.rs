@@ -5,28 +5,17 @@
 //! quantile curves (for CDFs). Per node: sync time and phases, median block
 //! latency, blocks missed. Per run: flagged rounds and disagreeing winner rounds.
 //!
-//! The interval is a percentile bootstrap of the difference of medians over the
-//! receipts. It needs no assumption about the latencies' shape (they are skewed and
-//! heavy-tailed, so a t-interval of means would mislead), and it is exact for the
-//! bucketed data without resampling every receipt: the median of a resample of n
-//! values is the value at the fraction U₍ₖ₎ of the quantile function, where U₍ₖ₎,
-//! the k-th smallest of n uniforms, is Beta(k, n − k + 1) distributed. So each of
-//! the [`RESAMPLES`] replicates is one Beta draw and one binary search per run,
-//! whatever the runs' lengths.
+//! The intervals come from [`super::interval`] (a bootstrap over the receipts,
+//! exact for the bucketed data), seeded by what is compared.
 
 use super::distribution::Distribution;
+use super::interval;
 use super::live::LiveAnalysis;
 use super::{NodeSummary, ROUND_KINDS, RoundKind};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Beta, Distribution as _};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Bootstrap replicates per interval.
-pub const RESAMPLES: usize = 4_000;
-/// Receipts each run needs for an interval; with fewer, none is given.
-pub const MIN_FOR_INTERVAL: u64 = 10;
+pub use super::interval::{MIN_FOR_INTERVAL, RESAMPLES, median_delta_ci};
 
 /// One run's whole-run figures of one kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -151,40 +140,6 @@ pub struct Comparison {
     pub flags: BothFlags,
 }
 
-/// 95% percentile-bootstrap interval (ms) of median(b) − median(a), from
-/// [`RESAMPLES`] replicates seeded by `seed`; `None` when either side has fewer
-/// than [`MIN_FOR_INTERVAL`] values.
-pub fn median_delta_ci(a: &Distribution, b: &Distribution, seed: u64) -> Option<[f64; 2]> {
-    if a.count() < MIN_FOR_INTERVAL || b.count() < MIN_FOR_INTERVAL {
-        return None;
-    }
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut resampler = |latencies: &Distribution| {
-        let quantile = latencies.cumulative();
-        let n = latencies.count();
-        let k = n.div_ceil(2);
-        let beta = Beta::new(k as f64, (n - k + 1) as f64).expect("k and n - k + 1 are positive");
-        let draws: Vec<f64> = (0..RESAMPLES)
-            .map(|_| {
-                let fraction: f64 = beta.sample(&mut rng);
-                let rank = ((fraction * n as f64).ceil() as u64).clamp(1, n);
-                let at = quantile.partition_point(|(seen, _)| *seen < rank);
-                quantile[at.min(quantile.len() - 1)].1
-            })
-            .collect();
-        draws
-    };
-    let (from_a, from_b) = (resampler(a), resampler(b));
-    let mut deltas: Vec<f64> = from_b
-        .iter()
-        .zip(&from_a)
-        .map(|(b, a)| (b - a) / 1e6)
-        .collect();
-    deltas.sort_by(f64::total_cmp);
-    let at = |fraction: f64| deltas[((fraction * RESAMPLES as f64) as usize).min(RESAMPLES - 1)];
-    Some([at(0.025), at(0.975)])
-}
-
 /// The 1-2-5 bins (ns) covering both distributions' values.
 fn common_bins(a: &Distribution, b: &Distribution) -> Histograms {
     let bounds: Vec<u64> = (3..13u32)
@@ -234,21 +189,6 @@ fn quantiles(latencies: &Distribution) -> Vec<f64> {
         .collect()
 }
 
-/// A seed that depends only on what is compared, so one comparison always gives
-/// the same interval.
-fn seed(a: &Distribution, b: &Distribution, kind: RoundKind) -> u64 {
-    let mix = |value: u64, into: u64| (into ^ value).wrapping_mul(0x100_0000_01b3);
-    [
-        a.count(),
-        b.count(),
-        a.sum_ns() as u64,
-        b.sum_ns() as u64,
-        kind as u64,
-    ]
-    .into_iter()
-    .fold(0xcbf2_9ce4_8422_2325, |hash, value| mix(value, hash))
-}
-
 fn side(node: &NodeSummary, block: &super::live::Receiver) -> NodeSide {
     NodeSide {
         synced_ms: node.phases_ms.get("EVENT_INITIAL_SYNC_COMPLETED").copied(),
@@ -264,7 +204,7 @@ pub fn compare(a: &LiveAnalysis, b: &LiveAnalysis) -> Comparison {
         .iter()
         .map(|(kind, ..)| {
             let (in_a, in_b) = (a.distribution(*kind), b.distribution(*kind));
-            let interval = median_delta_ci(in_a, in_b, seed(in_a, in_b, *kind));
+            let interval = median_delta_ci(in_a, in_b, interval::seed(in_a, in_b, *kind as u64));
             let (dist_a, dist_b) = (Dist::of(in_a), Dist::of(in_b));
             let delta = dist_b.p50_ms.zip(dist_a.p50_ms).map(|(b, a)| b - a);
             (
@@ -324,6 +264,9 @@ pub fn compare(a: &LiveAnalysis, b: &LiveAnalysis) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rand_distr::Distribution as _;
 
     const MS: f64 = 1e6;
 

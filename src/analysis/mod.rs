@@ -13,11 +13,13 @@
 //! # Layout
 //! - [`compare`]: two runs side by side, with bootstrap intervals for the differences.
 //! - [`distribution`]: whole-run latency distributions (log buckets, exact max).
+//! - [`interval`]: bootstrap intervals of quantiles and of their differences.
 //! - [`live`]: the analysis kept current at ingest.
 //! - [`timeline`]: counts per sender, event and time bucket, at four resolutions.
 
 pub mod compare;
 pub mod distribution;
+pub mod interval;
 pub mod live;
 pub mod timeline;
 
