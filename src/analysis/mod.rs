@@ -15,12 +15,14 @@
 //! - [`distribution`]: whole-run latency distributions (log buckets, exact max).
 //! - [`interval`]: bootstrap intervals of quantiles and of their differences.
 //! - [`live`]: the analysis kept current at ingest.
+//! - [`sweep`]: a run's headline figures, and a series of runs against a label.
 //! - [`timeline`]: counts per sender, event and time bucket, at four resolutions.
 
 pub mod compare;
 pub mod distribution;
 pub mod interval;
 pub mod live;
+pub mod sweep;
 pub mod timeline;
 
 use crate::pb::Event;

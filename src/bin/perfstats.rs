@@ -49,6 +49,25 @@ enum Command {
     /// Compare two runs: per round kind, the medians and their difference with a
     /// 95% interval (b - a), and the 99th percentiles.
     Compare(Compare),
+    /// A series of runs against one label's value: per run and round kind p50
+    /// with its 95% interval and p99, flags and sync; with numeric values, how p50
+    /// moves per unit.
+    Sweep(Sweep),
+}
+
+#[derive(Args)]
+struct Sweep {
+    #[command(flatten)]
+    remote: Remote,
+    /// The label whose value the runs differ in (e.g. netem_ms).
+    #[arg(long, value_name = "LABEL")]
+    by: String,
+    /// Only runs with this label: k=v, or k for any value (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// `table`, `json` (the API's answer) or `csv` (one row a run and kind).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
+    format: String,
 }
 
 #[derive(Args)]
@@ -373,6 +392,15 @@ async fn run(command: Command) -> Result<(), String> {
                 format,
             }) => runs::label(&remote.http()?, &run, &labels, replace, format.get(), out).await,
         },
+        Command::Sweep(sweep) => {
+            let format = match sweep.format.as_str() {
+                "json" => perfstats::client::sweep::SweepFormat::Json,
+                "csv" => perfstats::client::sweep::SweepFormat::Csv,
+                _ => perfstats::client::sweep::SweepFormat::Table,
+            };
+            let http = sweep.remote.http()?;
+            perfstats::client::sweep::sweep(&http, &sweep.by, &sweep.labels, format, out).await
+        }
         Command::Compare(compare) => {
             let format = match compare.format.as_str() {
                 "json" => terminal::CompareFormat::Json,

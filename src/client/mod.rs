@@ -21,6 +21,7 @@ pub mod http;
 mod reporter;
 mod retry;
 pub mod runs;
+pub mod sweep;
 pub mod terminal;
 
 pub use reporter::{ReportError, Reporter, ReporterStats};

@@ -15,6 +15,7 @@ mod origin;
 mod stream;
 mod tls;
 
+pub use api::MAX_SWEEP_RUNS;
 pub use auth::Tokens;
 pub use first_message::FIRST_MESSAGE_TIMEOUT;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};

@@ -65,6 +65,31 @@ impl Analyses {
         older.truncate(OLDER_KEPT);
     }
 
+    /// Run `run`'s analysis if it is current or kept and built, without building it.
+    pub(super) fn built(&self, run: u64) -> Option<SharedAnalysis> {
+        let current = self.current();
+        if current.0 == run {
+            return Some(current.1);
+        }
+        let older = self.older.lock().expect("analyses lock");
+        older
+            .iter()
+            .find(|(kept, _)| *kept == run)
+            .and_then(|(_, building)| building.get().cloned())
+    }
+
+    /// Runs `build` (on the blocking pool) in the turn of analysis builds, without
+    /// keeping what it builds: for figures of a run nobody reads whole.
+    pub(super) async fn build_once<T: Send + 'static>(
+        &self,
+        build: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let _turn = self.builds.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|error| Error::Unavailable(format!("analysis: building failed: {error}")))?
+    }
+
     /// Run `run`'s analysis, from `build` (run on the blocking pool) the first time.
     pub(super) async fn get(
         &self,

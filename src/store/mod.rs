@@ -15,12 +15,14 @@
 //! - `runs`: runs as contiguous seq ranges, and the rules for starting one.
 //! - `query`: which reports a read selects.
 //! - `analyses`: each run's live analysis, built from the store when first asked.
+//! - `figures`: finished runs' headline figures, kept for many runs (sweeps).
 //! - `applier`: what applying a replicated stream needs, and nothing else.
 
 mod analyses;
 mod applier;
 mod backend;
 mod committer;
+mod figures;
 mod memory;
 mod query;
 mod runs;
@@ -28,16 +30,19 @@ mod sqlite;
 
 pub use analyses::SharedAnalysis;
 pub use applier::Applier;
+pub use figures::FIGURES_KEPT;
 pub use query::Query;
 pub use runs::{RunInfo, RunRef};
 pub use sqlite::SCHEMA_VERSION;
 
+use crate::analysis::sweep::RunFigures;
 use crate::error::Error;
 use crate::labels::Labels;
 use crate::report::Report;
 use analyses::{Analyses, build_analysis};
 use backend::{Reader, Writer};
 use committer::{Pending, commit_loop};
+use figures::Figures;
 use runs::{Runs, start_run};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +138,7 @@ struct Shared {
     closed: watch::Sender<bool>,
     observer: Arc<dyn CommitObserver>,
     analyses: Analyses,
+    figures: Figures,
 }
 
 impl Store {
@@ -185,6 +191,7 @@ impl Store {
             closed: watch::channel(false).0,
             observer: config.observer,
             analyses: Analyses::new(current.id, analysis),
+            figures: Figures::default(),
         });
         if threaded {
             let weak = Arc::downgrade(&shared);
@@ -322,6 +329,41 @@ impl Store {
                 build_analysis(&shared.reader, seqs)
             })
             .await
+    }
+
+    /// Run `run`'s headline figures: the current run's from its live analysis; a
+    /// finished run's kept once computed (its analysis is used when built, else
+    /// built once for them and dropped: O(run) of CPU, once).
+    pub async fn figures(&self, run: u64) -> Result<Arc<RunFigures>, Error> {
+        if let Some(kept) = self.shared.figures.get(run) {
+            return Ok(kept);
+        }
+        let current = self.current_run().id == run;
+        let figures = match self.shared.analyses.built(run) {
+            Some(analysis) => tokio::task::spawn_blocking(move || {
+                RunFigures::of(&analysis.read().expect("analysis lock"))
+            })
+            .await
+            .map_err(|error| Error::Unavailable(format!("figures failed: {error}")))?,
+            None => {
+                let shared = self.shared.clone();
+                self.shared
+                    .analyses
+                    .build_once(move || {
+                        let seqs = shared.runs.read().expect("runs lock").seqs(run);
+                        build_analysis(&shared.reader, seqs)
+                            .map(|analysis| RunFigures::of(&analysis))
+                    })
+                    .await?
+            }
+        };
+        let figures = Arc::new(figures);
+        // Only a finished run's are final; `current` was read before they were
+        // computed, so a run that ended meanwhile is just not kept this time.
+        if !current {
+            self.shared.figures.keep(run, figures.clone());
+        }
+        Ok(figures)
     }
 
     /// How many live-feed subscribers there are now.

@@ -8,6 +8,8 @@ export const short = (name) => name.replace(/^EVENT_/, '').toLowerCase().replace
 export const clock = (ns) => new Date(ns / 1e6).toISOString().slice(11, 23);
 export const ms = (value) => (value == null ? '–' : value.toFixed(value < 10 ? 2 : 1));
 export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+/** A run's labels as `k=v k=v` (in key order, as the server gives them). */
+export const labelText = (labels) => Object.entries(labels ?? {}).map(([key, value]) => `${key}=${value}`).join(' ');
 
 /** An element whose text is set as text. */
 export function el(tag, text, className) {

@@ -1,7 +1,7 @@
 // The live view: the run picker and "new run", choosing a run (every view starts
 // over), the summaries read again while reports arrive, and the live stream, whose
 // reports update only what is on screen.
-import { $, el } from './draw.js';
+import { $, el, labelText } from './draw.js';
 import { getJson, openStream, postJson } from './api.js';
 import { loadEvents } from './events.js';
 import { closeFlagged, wireFlagged } from './flagged.js';
@@ -23,12 +23,14 @@ async function loadRuns(select) {
   const runs = await getJson('/api/runs');
   const picker = $('run');
   picker.replaceChildren(...runs.map((run) => {
-    const option = el('option', `${run.name} (${run.reports}${run.evicted ? `, ${run.evicted} evicted` : ''})`);
+    const labels = labelText(run.labels);
+    const option = el('option', `${run.name} (${run.reports}${run.evicted ? `, ${run.evicted} evicted` : ''})${labels ? ` ${labels}` : ''}`);
     option.value = run.id;
     return option;
   }));
   const chosen = runs.find((run) => String(run.id) === String(select)) || runs.find((run) => run.current);
   picker.value = chosen.id;
+  $('run-labels').textContent = labelText(chosen.labels);
   return chosen;
 }
 
@@ -62,7 +64,9 @@ async function refreshSummary() {
   const lists = await headlineLists(run, analysis);
   if (run !== state.run) return;
   state.analysis = analysis;
-  state.total = runs.find((info) => String(info.id) === run)?.reports ?? state.total;
+  const shown = runs.find((info) => String(info.id) === run);
+  state.total = shown?.reports ?? state.total;
+  if (shown) $('run-labels').textContent = labelText(shown.labels);
   state.nodes = new Map(analysis.nodes.map((node) => [node.sender, node]));
   renderNodes();
   renderFilterChoices();

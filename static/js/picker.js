@@ -1,6 +1,6 @@
 // The header's "compare…" control, on both views: pick run a and run b, then go to
 // /?compare=a,b.
-import { $, el } from './draw.js';
+import { $, el, labelText } from './draw.js';
 import { getJson } from './api.js';
 import { compare, compareHref } from './compare.js';
 import { state } from './state.js';
@@ -10,7 +10,8 @@ async function toggleComparePicker() {
   if (!form.hidden) { closeComparePicker(); return; }
   const runs = await getJson('/api/runs');
   const options = () => runs.map((run) => {
-    const option = el('option', `${run.name} (${run.reports})`);
+    const labels = labelText(run.labels);
+    const option = el('option', `${run.name} (${run.reports})${labels ? ` ${labels}` : ''}`);
     option.value = run.id;
     return option;
   });

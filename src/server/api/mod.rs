@@ -1,6 +1,6 @@
 //! The JSON API, one file a resource: runs, reports and exports (with the shared
-//! filters and CSV rows), the analysis, the timeline, comparisons, and the
-//! metrics exposition. Handlers return [`Error`] for anything refused; it becomes
+//! filters and CSV rows), the analysis, the timeline, comparisons, sweeps across
+//! labelled runs, and the metrics exposition. Handlers return [`Error`] for anything refused; it becomes
 //! the HTTP answer in one place (`crate::error`).
 
 mod analysis;
@@ -10,6 +10,7 @@ mod filters;
 mod metrics;
 mod reports;
 mod runs;
+mod sweep;
 mod timeline;
 
 pub use analysis::{analysis, nodes, rounds, winners};
@@ -18,6 +19,7 @@ pub use filters::{Filters, MAX_SEQ};
 pub use metrics::metrics;
 pub use reports::{export, reports};
 pub use runs::{new_run, runs, set_labels};
+pub use sweep::{MAX_SWEEP_RUNS, sweep};
 pub use timeline::timeline;
 
 use super::AppState;
