@@ -28,7 +28,7 @@ macro_rules! asset {
 /// `index.html`, which loads `app.js` as an ES module; every module it imports
 /// must be listed here (`tests/browser/modules.test.mjs` checks that).
 const INDEX_HTML: &str = include_str!("../../static/index.html");
-const ASSETS: [(&str, &str, &str); 18] = [
+const ASSETS: [(&str, &str, &str); 19] = [
     asset!("/style.css", CSS),
     asset!("/app.js", JS),
     asset!("/js/api.js", JS),
@@ -36,6 +36,7 @@ const ASSETS: [(&str, &str, &str); 18] = [
     asset!("/js/compare.js", JS),
     asset!("/js/draw.js", JS),
     asset!("/js/events.js", JS),
+    asset!("/js/figure.js", JS),
     asset!("/js/flagged.js", JS),
     asset!("/js/histogram.js", JS),
     asset!("/js/live.js", JS),

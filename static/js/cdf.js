@@ -31,21 +31,39 @@ function logTicks(lo, hi, at, gap = 34) {
 
 const tickLabel = (value) => (value >= 100 ? String(Math.round(value)) : String(+value.toPrecision(3)));
 
-/**
- * Both runs' latency CDFs of one kind on one canvas: log-scaled ms against the
- * fraction; `runs` names them (`runs.a.name`, `runs.b.name`) in the legend.
- */
-export function drawCdf(canvas, kind, runs) {
-  const { context, width, height } = canvasContext(canvas, 260);
-  context.fillStyle = '#fff';
-  context.fillRect(0, 0, width, height);
-  const curves = SIDES.map((side) => {
+/** Each run's curve of `kind`: [latency ms, fraction] points (a run without receipts has none). */
+function cdfCurves(kind) {
+  return SIDES.map((side) => {
     const points = kind.quantiles[side].map((value, i) => [value, (i + 1) / 100]);
     // The slowest receipt is exact: the curve reaches 1 there.
     const max = kind[side].max_ms;
     if (points.length && max != null && max >= points[points.length - 1][0]) points.push([max, 1]);
     return { side, points };
-  }).filter((curve) => curve.points.length);
+  });
+}
+
+/** The curves of `kind` (named `name`) as CSV rows: side, run, fraction, latency. */
+export function cdfRows(name, kind, runs) {
+  return [['kind', 'side', 'run', 'fraction', 'latency_ms'],
+    ...cdfCurves(kind).flatMap(({ side, points }) =>
+      points.map(([value, fraction]) => [name, side, runs[side].name, fraction, value]))];
+}
+
+/**
+ * Both runs' latency CDFs of the kind `name` on a canvas of the page: log-scaled
+ * ms against the fraction; `runs` names them (`runs.a.name`, `runs.b.name`) in
+ * the legend.
+ */
+export function drawCdf(canvas, name, kind, runs) {
+  const { context, width, height } = canvasContext(canvas, 260);
+  plotCdf(context, width, height, name, kind, runs);
+}
+
+/** The same on any 2D context (a canvas's, or an SvgContext) of `width` × `height` CSS px. */
+export function plotCdf(context, width, height, name, kind, runs) {
+  context.fillStyle = '#fff';
+  context.fillRect(0, 0, width, height);
+  const curves = cdfCurves(kind).filter((curve) => curve.points.length);
   const values = curves.flatMap((curve) => curve.points.map(([value]) => value)).filter((value) => value > 0);
   if (!values.length) return;
   let lo = Math.log10(Math.min(...values));
@@ -85,7 +103,7 @@ export function drawCdf(canvas, kind, runs) {
   context.moveTo(left + 0.5, top); context.lineTo(left + 0.5, top + plotH + 0.5); context.lineTo(left + plotW, top + plotH + 0.5);
   context.stroke();
   context.fillStyle = '#6b7385';
-  context.fillText('latency, ms (log scale)', left + plotW / 2, height - 6);
+  context.fillText(`${name} latency, ms (log scale)`, left + plotW / 2, height - 6);
   context.save();
   context.translate(12, top + plotH / 2);
   context.rotate(-Math.PI / 2);

@@ -1,8 +1,10 @@
 // The compare view (/?compare=a,b): two runs side by side, their latency per round
-// kind with the difference's interval, CDFs, nodes and flags. No live reads.
+// kind with the difference's interval, CDFs (each downloadable as a figure), nodes
+// and flags. No live reads.
 import { $, el, ms, num, plural, row } from './draw.js';
 import { get, token, url } from './api.js';
-import { SIDES, SIDE_COLORS, drawCdf } from './cdf.js';
+import { SIDES, SIDE_COLORS, cdfRows, drawCdf, plotCdf } from './cdf.js';
+import { addDownloads } from './figure.js';
 
 /** The runs the address names, and the server's comparison of them. */
 export const compare = { pair: null, data: null };
@@ -145,6 +147,13 @@ function renderCdfFigures() {
     canvas.dataset.kind = name;
     canvas.setAttribute('role', 'img');
     canvas.setAttribute('aria-label', `${name} latency CDF of a (${compare.data.a.name}) and b (${compare.data.b.name})`);
+    const runs = compare.data;
+    addDownloads(caption, {
+      chart: `cdf-${name}`,
+      name: () => `${runs.a.name}-vs-${runs.b.name}-${name}-cdf`,
+      draw: (context, width, height) => plotCdf(context, width, height, name, kind, runs),
+      csv: () => cdfRows(name, kind, runs),
+    });
     figure.append(caption, canvas);
     return figure;
   }));
@@ -154,7 +163,8 @@ function renderCdfFigures() {
 function renderCdfs() {
   if (!compare.data) return;
   for (const canvas of document.querySelectorAll('canvas.cdf')) {
-    drawCdf(canvas, compare.data.kinds[canvas.dataset.kind], compare.data);
+    const name = canvas.dataset.kind;
+    drawCdf(canvas, name, compare.data.kinds[name], compare.data);
   }
 }
 

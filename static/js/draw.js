@@ -27,6 +27,9 @@ export function row(cells, className) {
 
 export function num(value) { return el('td', value, 'num'); }
 
+/** The font of every chart's text, on the page and in exported figures. */
+export const FONT = '11px system-ui, sans-serif';
+
 /** A canvas sized to its box in CSS pixels, drawn at the screen's resolution. */
 export function canvasContext(canvas, height) {
   const ratio = window.devicePixelRatio || 1;
@@ -37,6 +40,6 @@ export function canvasContext(canvas, height) {
   const context = canvas.getContext('2d');
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
   context.clearRect(0, 0, width, height);
-  context.font = '11px system-ui, sans-serif';
+  context.font = FONT;
   return { context, width, height };
 }

@@ -26,6 +26,7 @@ async function loadRuns(select) {
     const labels = labelText(run.labels);
     const option = el('option', `${run.name} (${run.reports}${run.evicted ? `, ${run.evicted} evicted` : ''})${labels ? ` ${labels}` : ''}`);
     option.value = run.id;
+    option.dataset.name = run.name;
     return option;
   }));
   const chosen = runs.find((run) => String(run.id) === String(select)) || runs.find((run) => run.current);
@@ -46,7 +47,8 @@ async function newRun() {
 
 async function selectRun(id) {
   if (state.source) state.source.close();
-  Object.assign(state, { run: String(id), total: 0, nodes: new Map(), analysis: null, lastSeq: 0, pending: [] });
+  const option = [...$('run').options].find((choice) => choice.value === String(id));
+  Object.assign(state, { run: String(id), runName: option?.dataset.name ?? `run-${id}`, total: 0, nodes: new Map(), analysis: null, lastSeq: 0, pending: [] });
   clearLog();
   clearTimeline();
   closeFlagged();

@@ -1,7 +1,7 @@
-// The live view's shared state: the run shown and what is known of it (its nodes,
-// its analysis, its total), and the live stream's bookkeeping. The views read it;
-// live.js changes it.
+// The live view's shared state: the run shown (its id and name) and what is known
+// of it (its nodes, its analysis, its total), and the live stream's bookkeeping.
+// The views read it; live.js changes it.
 export const state = {
-  run: null, total: 0, nodes: new Map(), analysis: null, source: null, lastSeq: 0,
+  run: null, runName: '', total: 0, nodes: new Map(), analysis: null, source: null, lastSeq: 0,
   summaryTimer: null, frame: 0, pending: [],
 };

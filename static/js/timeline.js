@@ -1,9 +1,11 @@
 // The timeline: one lane per node over a window of the run, counts per bucket or,
 // zoomed in far enough, the single reports; wheel zooms, drag pans, shift-drag
-// selects, hover tells what is there. The window is read from the server.
+// selects, hover tells what is there. The window is read from the server, and
+// downloads as a figure (with a legend of its events) and as CSV.
 import { $, canvasContext, clock, el, ms, short } from './draw.js';
 import { getJson } from './api.js';
 import { EVENTS, color, colorAt } from './events.js';
+import { FIGURE_WIDTH, addDownloads } from './figure.js';
 import { state } from './state.js';
 
 const TIMELINE_FOLLOW_MS = 2000; // live refresh of a window showing the run's end
@@ -12,7 +14,9 @@ const MIN_WINDOW_NS = 1e5;     // 0.1 ms: the narrowest timeline window
 const LANE = 22;
 const LEFT = 64;
 const RIGHT = 10;
-const AXIS = 22;
+const AXIS = 36;           // the time axis: ticks, times and its label
+const LEGEND_COLUMN = 180; // an exported figure's legend: px per column
+const LEGEND_ROW = 16;     // and per row
 const timeline = {
   view: null,   // {from, to} in ns; null: the whole run
   data: null,   // the last /api/timeline answer
@@ -88,12 +92,17 @@ export function setView(from, to) {
   scheduleTimeline();
 }
 
-function renderTimeline() {
-  const canvas = $('timeline');
+/** The lanes: every sender of the window and of the run's nodes, by name. */
+function laneSenders() {
   const data = timeline.data;
   const senders = data ? data.senders.map((lane) => lane.sender) : [];
   for (const sender of state.nodes.keys()) if (!senders.includes(sender)) senders.push(sender);
-  senders.sort();
+  return senders.sort();
+}
+
+function renderTimeline() {
+  const canvas = $('timeline');
+  const senders = laneSenders();
   const height = Math.max(60, senders.length * LANE + AXIS + 4);
   const { context, width } = canvasContext(canvas, height);
   timeline.width = width;
@@ -101,6 +110,28 @@ function renderTimeline() {
   const view = currentView();
   renderWindowLabel(view);
   renderLegend();
+  plotTimeline(context, width, { data: timeline.data, view, senders });
+  if (timeline.drag?.select) {
+    const { startX, nowX } = timeline.drag;
+    context.fillStyle = 'rgba(31, 119, 180, 0.15)';
+    context.fillRect(Math.min(startX, nowX), 0, Math.abs(nowX - startX), senders.length * LANE);
+  }
+}
+
+/** The events a window shows, in the server's order. */
+function eventsShown(data) {
+  const shown = new Set(data.reports ? data.reports.map((report) => report.event)
+    : data.senders.flatMap((lane) => Object.keys(lane.counts)));
+  return EVENTS.filter((event) => shown.has(event));
+}
+
+/**
+ * The window `view` of `data` (an /api/timeline answer) on any 2D context (a
+ * canvas's, or an SvgContext) `width` CSS px wide: one lane per sender of
+ * `senders`, the time axis and its label; with `legend`, the events shown below it
+ * (the page has its own legend under the canvas), LEGEND_COLUMN px a column.
+ */
+function plotTimeline(context, width, { data, view, senders, legend = false }) {
   senders.forEach((sender, lane) => {
     context.fillStyle = lane % 2 ? '#f6f7fb' : '#fff';
     context.fillRect(0, lane * LANE, width, LANE);
@@ -156,7 +187,6 @@ function renderTimeline() {
   const axis = senders.length * LANE;
   context.fillStyle = '#6b7385';
   context.fillRect(LEFT, axis, plot, 1);
-  context.textAlign = 'center';
   const ticks = Math.max(2, Math.floor(plot / 140));
   for (let i = 0; i <= ticks; i += 1) {
     const t = view.from + ((view.to - view.from) * i) / ticks;
@@ -165,11 +195,46 @@ function renderTimeline() {
     context.textAlign = i === 0 ? 'left' : i === ticks ? 'right' : 'center';
     context.fillText(clock(t), at, axis + 15);
   }
-  if (timeline.drag?.select) {
-    const { startX, nowX } = timeline.drag;
-    context.fillStyle = 'rgba(31, 119, 180, 0.15)';
-    context.fillRect(Math.min(startX, nowX), 0, Math.abs(nowX - startX), axis);
+  context.textAlign = 'center';
+  context.fillText('time of day (UTC)', LEFT + plot / 2, axis + 29);
+  context.textAlign = 'left';
+  if (!legend) return;
+  eventsShown(data).forEach((event, i) => {
+    const columns = Math.max(1, Math.floor((width - 8) / LEGEND_COLUMN));
+    const left = 8 + (i % columns) * LEGEND_COLUMN;
+    const y = axis + AXIS + 4 + Math.floor(i / columns) * LEGEND_ROW;
+    context.fillStyle = color(event);
+    context.fillRect(left, y, 10, 10);
+    context.fillStyle = '#1d2330';
+    context.fillText(short(event), left + 14, y + 9);
+  });
+}
+
+/** The size of the exported timeline: its lanes, the axis and the legend's rows. */
+function figureSize(senders) {
+  const data = timeline.data;
+  const columns = Math.max(1, Math.floor((FIGURE_WIDTH - 8) / LEGEND_COLUMN));
+  const rows = data ? Math.ceil(eventsShown(data).length / columns) : 0;
+  return { width: FIGURE_WIDTH, height: senders.length * LANE + AXIS + 8 + rows * LEGEND_ROW };
+}
+
+/** The window shown as CSV rows: its single reports, or its counts per bucket. */
+function timelineRows() {
+  const data = timeline.data;
+  if (data?.reports) {
+    return [['time_unix_nano', 'seq', 'sender', 'event', 'message'],
+      ...data.reports.map((report) => [report.time_unix_nano, report.seq, report.sender, report.event, report.message])];
   }
+  const rows = [['bucket_from_unix_nano', 'bucket_to_unix_nano', 'sender', 'event', 'count']];
+  for (const lane of data?.senders ?? []) {
+    for (const [event, counts] of Object.entries(lane.counts)) {
+      counts.forEach((count, i) => {
+        const from = data.from + i * data.bucket_ns;
+        if (count) rows.push([from, from + data.bucket_ns, lane.sender, event, count]);
+      });
+    }
+  }
+  return rows;
 }
 
 function duration(ns) {
@@ -311,4 +376,12 @@ export function wireTimeline() {
   window.addEventListener('mousemove', dragMove);
   window.addEventListener('mouseup', dragEnd);
   window.addEventListener('resize', renderTimeline);
+  addDownloads($('whole-run').parentElement, {
+    chart: 'timeline',
+    name: () => `${state.runName}-timeline`,
+    size: () => figureSize(laneSenders()),
+    draw: (context, width) => plotTimeline(context, width,
+      { data: timeline.data, view: currentView(), senders: laneSenders(), legend: true }),
+    csv: timelineRows,
+  });
 }
