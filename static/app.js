@@ -7,14 +7,23 @@
 // server on demand; the live stream only updates what is on screen.
 //
 // This entry module picks the view: /?compare=a,b shows two runs side by side
-// (js/compare.js), anything else the live view (js/live.js, which ties the views
-// of js/ together).
+// (js/compare.js), /?sweep=LABEL a series of runs against a label's value
+// (js/sweep.js), anything else the live view (js/live.js, which ties the views of
+// js/ together; /?run=ID opens that run).
 import { compare, compareError, compareParam, showCompare } from './js/compare.js';
 import { showLive, showLiveError } from './js/live.js';
 import { wireComparePicker } from './js/picker.js';
+import { showSweep, sweepParam, wireSweepPicker } from './js/sweep.js';
+import { $ } from './js/draw.js';
 
 async function main() {
   wireComparePicker();
+  wireSweepPicker();
+  const swept = sweepParam();
+  if (swept) {
+    await showSweep(swept);
+    return;
+  }
   const pair = compareParam();
   if (pair) {
     // Only the comparison: no live stream, no live reads.
@@ -26,5 +35,6 @@ async function main() {
 
 main().catch((error) => {
   if (compare.pair) { compareError(`error: ${error.message}`); return; }
+  if (sweepParam()) { $('sweep-note').textContent = `error: ${error.message}`; return; }
   showLiveError(error);
 });

@@ -28,7 +28,7 @@ macro_rules! asset {
 /// `index.html`, which loads `app.js` as an ES module; every module it imports
 /// must be listed here (`tests/browser/modules.test.mjs` checks that).
 const INDEX_HTML: &str = include_str!("../../static/index.html");
-const ASSETS: [(&str, &str, &str); 19] = [
+const ASSETS: [(&str, &str, &str); 20] = [
     asset!("/style.css", CSS),
     asset!("/app.js", JS),
     asset!("/js/api.js", JS),
@@ -46,6 +46,7 @@ const ASSETS: [(&str, &str, &str); 19] = [
     asset!("/js/rounds.js", JS),
     asset!("/js/state.js", JS),
     asset!("/js/summary.js", JS),
+    asset!("/js/sweep.js", JS),
     asset!("/js/timeline.js", JS),
     asset!("/js/winners.js", JS),
 ];

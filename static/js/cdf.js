@@ -10,7 +10,7 @@ export const SIDE_COLORS = { a: '#1f77b4', b: '#e8710a' };
  * Tick values for a log axis over lo..hi: 1-2-5 (or 1-2-3-5, or every digit, when
  * that gives too few; decades when too many), at least `gap` px apart where `at` puts them.
  */
-function logTicks(lo, hi, at, gap = 34) {
+export function logTicks(lo, hi, at, gap = 34) {
   const series = (steps) => {
     const out = [];
     for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e += 1) {

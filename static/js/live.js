@@ -29,7 +29,8 @@ async function loadRuns(select) {
     option.dataset.name = run.name;
     return option;
   }));
-  const chosen = runs.find((run) => String(run.id) === String(select)) || runs.find((run) => run.current);
+  const chosen = runs.find((run) => String(run.id) === String(select) || run.name === select)
+    || runs.find((run) => run.current);
   picker.value = chosen.id;
   $('run-labels').textContent = labelText(chosen.labels);
   return chosen;
@@ -150,7 +151,7 @@ export async function showLive() {
   wireFlagged();
   wireHistogram();
   wireTimeline();
-  const [run] = await Promise.all([loadRuns(), loadEvents()]);
+  const [run] = await Promise.all([loadRuns(new URLSearchParams(location.search).get('run')), loadEvents()]);
   await selectRun(run.id);
 }
 

@@ -86,10 +86,10 @@ export async function send(url, sender, eventtype, message, time = 0) {
   if (!response.ok || text.trim() !== 'ACK') throw new Error(`POST /send: ${response.status} ${text}`);
 }
 
-/** Starts a new run (which becomes current) and resolves with its info. */
-export async function newRun(url, name) {
+/** Starts a new run (which becomes current) with `labels` and resolves with its info. */
+export async function newRun(url, name, labels = {}) {
   const response = await fetch(`${url}/api/runs`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }),
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, labels }),
   });
   if (!response.ok) throw new Error(`POST /api/runs: ${response.status} ${await response.text()}`);
   return response.json();
@@ -97,10 +97,11 @@ export async function newRun(url, name) {
 
 /**
  * Runs the simulated seven-node network for `rounds` block rounds with a fixed
- * seed, as fast as the server takes them (pace 0: batched, ending about now).
+ * seed, as fast as the server takes them (pace 0: batched, ending about now),
+ * with `lightDelayMs` more block latency on the light nodes.
  */
-export async function simulate(url, rounds, seed = 7) {
-  await run(network, [url, String(rounds), '0', String(seed)], { maxBuffer: 1 << 20 });
+export async function simulate(url, rounds, seed = 7, lightDelayMs = 0) {
+  await run(network, [url, String(rounds), '0', String(seed), String(lightDelayMs)], { maxBuffer: 1 << 20 });
 }
 
 export async function launch() {
