@@ -3,7 +3,8 @@
 //! figures that must not depend on the run's length: each read's p50/p95 over HTTP,
 //! the server's RSS with the reads going on, the time a restart takes to serve the
 //! dashboard again, and what keeping the analysis current costs per report at
-//! commit (timed in this process over the same reports).
+//! commit (timed in this process over the same reports); then two such runs
+//! compared, and a sweep across them and 48 short runs.
 //!
 //! `cargo bench --bench long_run [-- --quick | -- REPORTS]`. Prints figures; asserts
 //! nothing about speed.
@@ -418,12 +419,71 @@ async fn bench(total: usize) {
     );
     let (rss, peak) = support::rss_mib(child.id());
     println!("  RSS with both runs' analyses: {rss:.1} MiB (peak {peak:.1} MiB)");
+    sweep(&url, sent).await;
+    let (rss, peak) = support::rss_mib(child.id());
+    println!("  RSS after the sweeps: {rss:.1} MiB (peak {peak:.1} MiB)");
     let _ = child.kill();
     let _ = child.wait();
 
     let cost = analysis_cost(total);
     println!(
         "  keeping the analysis current: {cost:.0} ns of commit time per report (LiveAnalysis::add, in-process)"
+    );
+}
+
+/// Runs of a sweep besides the two long ones, and reports in each.
+const SWEEP_SMALL_RUNS: usize = 48;
+const SWEEP_SMALL_REPORTS: usize = 20_000;
+
+/// A sweep across 50 runs: the two long runs and [`SWEEP_SMALL_RUNS`] short ones,
+/// all labelled `series=s` with a `step`. The first call builds the figures of the
+/// finished runs whose analysis is not kept (O(run) each, once); later calls read
+/// the kept figures, so their time does not depend on the runs' lengths.
+async fn sweep(url: &str, long: usize) {
+    let http = reqwest::Client::new();
+    let label = |run: &str, step: usize| {
+        let http = http.clone();
+        let path = format!("{url}/api/runs/{run}/labels");
+        async move {
+            let answer = http
+                .put(path)
+                .json(&serde_json::json!({"series": "s", "step": step.to_string()}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    };
+    label("1", 0).await;
+    label("2", 1).await;
+    for step in 2..2 + SWEEP_SMALL_RUNS {
+        let started = http
+            .post(format!("{url}/api/runs"))
+            .json(&serde_json::json!({"labels": {"series": "s", "step": step.to_string()}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 200);
+        fill(url, SWEEP_SMALL_REPORTS).await;
+    }
+    let path = format!("{url}/api/sweep?by=step&label=series=s");
+    let mut times = Vec::new();
+    for _ in 0..=CALLS {
+        let started = Instant::now();
+        let answer: serde_json::Value = reqwest::get(&path).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            answer["runs"].as_array().map(Vec::len),
+            Some(2 + SWEEP_SMALL_RUNS)
+        );
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let first = times.remove(0);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  /api/sweep of {} runs (2 of {long} reports, {SWEEP_SMALL_RUNS} of {SWEEP_SMALL_REPORTS}): first call {first:.0} ms (builds {SWEEP_SMALL_RUNS} runs' figures), then p50 {:.2} ms, p95 {:.2} ms",
+        2 + SWEEP_SMALL_RUNS,
+        percentile(&times, 0.5),
+        percentile(&times, 0.95)
     );
 }
 
