@@ -1,5 +1,5 @@
 //! A small HTTP client for the terminal commands (`tail`, `export`, `runs`,
-//! `compare`): GET requests to the server's HTTP API, bodies read as a stream of
+//! `compare`, `check`): GET requests to the server's HTTP API, bodies read as a stream of
 //! chunks; `https://` addresses over rustls with the CA (and client certificate) of
 //! a [`ClientTls`]. Given several servers, each request goes to the first that
 //! answers.

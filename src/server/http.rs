@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/winners", get(api::winners))
         .route("/api/timeline", get(api::timeline))
         .route("/api/compare", get(api::compare))
+        .route("/api/check", get(api::check))
         .route("/api/stream", get(stream::stream))
         .route("/metrics", get(api::metrics))
         .route("/send", post(legacy::send))

@@ -1,9 +1,10 @@
 //! The JSON API, one file a resource: runs, reports and exports (with the shared
-//! filters and CSV rows), the analysis, the timeline, comparisons, and the
-//! metrics exposition. Handlers return [`Error`] for anything refused; it becomes
+//! filters and CSV rows), the analysis, the timeline, comparisons, the pass/fail
+//! check, and the metrics exposition. Handlers return [`Error`] for anything refused; it becomes
 //! the HTTP answer in one place (`crate::error`).
 
 mod analysis;
+mod check;
 mod compare;
 mod csv;
 mod filters;
@@ -13,6 +14,7 @@ mod runs;
 mod timeline;
 
 pub use analysis::{analysis, nodes, rounds, winners};
+pub use check::check;
 pub use compare::compare;
 pub use filters::{Filters, MAX_SEQ};
 pub use metrics::metrics;
