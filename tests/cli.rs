@@ -39,7 +39,9 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn help_and_version_are_complete() {
     let help = text(&perfstats(&["--help"]).stdout);
-    for command in ["serve", "report", "tail", "export", "runs"] {
+    for command in [
+        "serve", "report", "tail", "export", "runs", "compare", "check",
+    ] {
         assert!(help.contains(command), "{command} in {help}");
     }
     let version = text(&perfstats(&["--version"]).stdout);

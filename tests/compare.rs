@@ -37,7 +37,7 @@ fn network(seed: u64, light_extra_ms: i64) -> Vec<PerformanceData> {
         ));
     }
     for round in 0..100 {
-        let (sent, send) = block_sent(start, round);
+        let (sent, send) = support::block_sent(start, round);
         reports.push(send);
         for (index, node) in NODES.iter().enumerate() {
             let extra = if node.ends_with('l') {
@@ -56,14 +56,6 @@ fn network(seed: u64, light_extra_ms: i64) -> Vec<PerformanceData> {
         }
     }
     reports
-}
-
-/// Block round `round` (from 0) of a run that began at `start`: sent by `ra` one
-/// second apart from 1 s on; its time and the report.
-fn block_sent(start: i64, round: i64) -> (i64, PerformanceData) {
-    let sent = start + (1_000 + round * 1_000) * MS;
-    let report = PerformanceData::new(sent, "ra", Event::RaNewBlockSent, format!("block {round}"));
-    (sent, report)
 }
 
 /// A kind's `p50_delta_ci95_ms` as `[low, high]`, asserting it is there.
@@ -280,7 +272,7 @@ fn receipts(rounds: i64, base_ms: i64, receiver: &str, only: &str) -> Vec<Perfor
         PerformanceData::new(start, only, Event::Libp2pNodeIdKnown, "id"),
     ];
     for round in 0..rounds {
-        let (sent, send) = block_sent(start, round);
+        let (sent, send) = support::block_sent(start, round);
         reports.push(send);
         reports.push(PerformanceData::new(
             sent + (base_ms + round) * MS,

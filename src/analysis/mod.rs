@@ -11,6 +11,7 @@
 //! are stored, so that reads never fold a run.
 //!
 //! # Layout
+//! - [`check`]: the pass/fail gate: expectations on a run, regressions against a baseline.
 //! - [`compare`]: two runs side by side, with bootstrap intervals for the differences.
 //! - [`distribution`]: whole-run latency distributions (log buckets, exact max).
 //! - [`interval`]: bootstrap intervals of quantiles and of their differences.
@@ -18,6 +19,7 @@
 //! - [`sweep`]: a run's headline figures, and a series of runs against a label.
 //! - [`timeline`]: counts per sender, event and time bucket, at four resolutions.
 
+pub mod check;
 pub mod compare;
 pub mod distribution;
 pub mod interval;

@@ -1,8 +1,10 @@
-//! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export` and
-//! `runs` talk to one. Exit codes: 0 done, 1 failed (refused, unreachable, I/O),
-//! 2 bad usage.
+//! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export`,
+//! `runs`, `compare` and `check` talk to one. Exit codes: 0 done, 1 failed (refused,
+//! unreachable, I/O; for `check`, a check failed), 2 bad usage (for `check`, a bad
+//! check or an unknown run).
 
 use clap::{Args, Parser, Subcommand};
+use perfstats::client::check::{self, CheckError, CheckFormat, CheckRequest};
 use perfstats::client::http::HttpClient;
 use perfstats::client::runs;
 use perfstats::client::terminal::{self, TailFilter};
@@ -53,6 +55,10 @@ enum Command {
     /// with its 95% interval and p99, flags and sync; with numeric values, how p50
     /// moves per unit.
     Sweep(Sweep),
+    /// A CI gate: check a run against expectations (and a baseline); exit 0 when
+    /// all pass, 1 when one fails or the server cannot answer, 2 for a bad
+    /// expectation or an unknown run.
+    Check(Check),
 }
 
 #[derive(Args)]
@@ -129,6 +135,31 @@ impl RunsFormatArg {
             _ => runs::RunsFormat::Table,
         }
     }
+}
+
+#[derive(Args)]
+struct Check {
+    #[command(flatten)]
+    remote: Remote,
+    /// The run to check (id or name).
+    run: String,
+    /// The run --max-regression measures against (id or name).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// METRIC OP VALUE, e.g. "block.p99 < 200ms" (repeatable; the grammar is in
+    /// the README, "CI gate").
+    #[arg(long, value_name = "EXPR")]
+    expect: Vec<String>,
+    /// KIND.STAT=P%, e.g. block.p50=10%: fails when the 95% interval of the rise
+    /// lies wholly above P% of the baseline's value (repeatable; needs --baseline).
+    #[arg(long, value_name = "METRIC=P%")]
+    max_regression: Vec<String>,
+    /// `table` (a line per check) or `json` (the API's answer).
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+    /// Also write the outcomes as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -345,7 +376,10 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let outcome = run(Cli::parse().command).await;
+    let outcome = match Cli::parse().command {
+        Command::Check(check) => return run_check(check).await,
+        command => run(command).await,
+    };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -408,6 +442,39 @@ async fn run(command: Command) -> Result<(), String> {
             };
             let http = compare.remote.http()?;
             terminal::compare(&http, &compare.a, &compare.b, format, out).await
+        }
+        Command::Check(_) => unreachable!("main runs check, for its own exit codes"),
+    }
+}
+
+/// `check`: exits 0 when every check passed, 1 when one failed (or the server
+/// could not answer), 2 for a bad check or an unknown run.
+async fn run_check(check: Check) -> ExitCode {
+    let request = CheckRequest {
+        run: check.run,
+        baseline: check.baseline,
+        expect: check.expect,
+        max_regression: check.max_regression,
+    };
+    let format = match check.format.as_str() {
+        "json" => CheckFormat::Json,
+        _ => CheckFormat::Table,
+    };
+    let outcome = match check.remote.http() {
+        Ok(http) => {
+            let junit = check.junit.as_deref();
+            check::check(&http, &request, format, junit, &mut std::io::stdout()).await
+        }
+        Err(message) => Err(CheckError {
+            exit_code: 1,
+            message,
+        }),
+    };
+    match outcome {
+        Ok(passed) => ExitCode::from(u8::from(!passed)),
+        Err(error) => {
+            eprintln!("perfstats: {}", error.message);
+            ExitCode::from(error.exit_code)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A small HTTP client for the terminal commands (`tail`, `export`, `runs`,
-//! `compare`…): requests to the server's HTTP API (GETs, and JSON bodies for the
-//! few writes), bodies read as a stream of chunks; `https://` addresses over rustls with the CA (and client certificate) of
-//! a [`ClientTls`]. Given several servers, each request goes to the first that
+//! `compare`, `check`…): requests to the server's HTTP API (GETs, and JSON bodies
+//! for the few writes), bodies read as a stream of chunks; `https://` addresses
+//! over rustls with the CA (and client certificate) of a [`ClientTls`]. Given several servers, each request goes to the first that
 //! answers.
 
 use super::{ClientTls, addresses};

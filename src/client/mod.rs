@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod check;
 pub mod http;
 mod reporter;
 mod retry;

@@ -86,6 +86,19 @@ impl TestServer {
     }
 }
 
+/// Block round `round` (from 0) of a run that began at `start` (ns): sent by `ra`
+/// one second apart from 1 s on; its time and the report.
+pub fn block_sent(start: i64, round: i64) -> (i64, perfstats::PerformanceData) {
+    let sent = start + (1_000 + round * 1_000) * 1_000_000;
+    let report = perfstats::PerformanceData::new(
+        sent,
+        "ra",
+        perfstats::Event::RaNewBlockSent,
+        format!("block {round}"),
+    );
+    (sent, report)
+}
+
 /// A memory-backed server on `127.0.0.1:0`.
 pub async fn spawn_server() -> TestServer {
     spawn_with(Backend::Memory {

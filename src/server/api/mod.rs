@@ -1,9 +1,11 @@
 //! The JSON API, one file a resource: runs, reports and exports (with the shared
 //! filters and CSV rows), the analysis, the timeline, comparisons, sweeps across
-//! labelled runs, and the metrics exposition. Handlers return [`Error`] for anything refused; it becomes
+//! labelled runs, the pass/fail check, and the metrics exposition. Handlers
+//! return [`Error`] for anything refused; it becomes
 //! the HTTP answer in one place (`crate::error`).
 
 mod analysis;
+mod check;
 mod compare;
 mod csv;
 mod filters;
@@ -14,6 +16,7 @@ mod sweep;
 mod timeline;
 
 pub use analysis::{analysis, nodes, rounds, winners};
+pub use check::check;
 pub use compare::compare;
 pub use filters::{Filters, MAX_SEQ};
 pub use metrics::metrics;
