@@ -1,9 +1,10 @@
-//! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export` and
-//! `runs` talk to one. Exit codes: 0 done, 1 failed (refused, unreachable, I/O),
-//! 2 bad usage.
+//! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export`,
+//! `import`, `runs` and `compare` talk to one. Exit codes: 0 done, 1 failed
+//! (refused, unreachable, I/O), 2 bad usage.
 
 use clap::{Args, Parser, Subcommand};
 use perfstats::client::http::HttpClient;
+use perfstats::client::import;
 use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
 use perfstats::cluster::{self as cluster, ClusterConfig};
@@ -41,6 +42,9 @@ enum Command {
     Tail(Tail),
     /// Write a run to stdout as CSV or NDJSON.
     Export(Export),
+    /// Store a file written by `export` (CSV or NDJSON) as a new run, keeping its
+    /// report ids and times; reports already stored are not stored twice.
+    Import(Import),
     /// List the runs.
     Runs(Remote),
     /// Compare two runs: per round kind, the medians and their difference with a
@@ -95,6 +99,18 @@ impl Remote {
     fn http(&self) -> Result<HttpClient, String> {
         HttpClient::with_tls(&self.addr, self.token.clone(), &self.tls()?)
     }
+
+    /// The gRPC client of these servers, with the token.
+    fn grpc(&self) -> Result<Client, String> {
+        let client = Client::connect_lazy_with_tls(&self.addr, &self.tls()?)
+            .map_err(|error| format!("--addr {error}"))?;
+        match &self.token {
+            Some(token) => client
+                .with_token(token)
+                .map_err(|status| status.message().to_string()),
+            None => Ok(client),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -125,6 +141,18 @@ struct Export {
     /// csv or ndjson.
     #[arg(long, default_value = "csv", value_parser = ["csv", "ndjson"])]
     format: String,
+}
+
+#[derive(Args)]
+struct Import {
+    #[command(flatten)]
+    remote: Remote,
+    /// The file `perfstats export` wrote (CSV or NDJSON, told apart by content).
+    file: PathBuf,
+    /// The new run's name (default: the file's name without its extension); it
+    /// must not be taken.
+    #[arg(long)]
+    run: Option<String>,
 }
 
 #[derive(Args)]
@@ -283,6 +311,20 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map(drop)
         }
+        Command::Import(import) => {
+            let run = import
+                .run
+                .or_else(|| import::default_run_name(&import.file));
+            let options = import::ImportOptions {
+                run: run.ok_or("--run: the file's name gives none: name the run")?,
+            };
+            let (http, grpc) = (import.remote.http()?, import.remote.grpc()?);
+            let progress = import::progress_wanted();
+            let imported =
+                import::import_file(&http, &grpc, &import.file, &options, progress).await?;
+            println!("{imported}");
+            Ok(())
+        }
         Command::Runs(remote) => terminal::runs(&remote.http()?, out).await,
         Command::Compare(compare) => {
             let format = match compare.format.as_str() {
@@ -376,14 +418,7 @@ async fn shutdown_signal() {
 }
 
 async fn send_report(report: Report) -> Result<(), String> {
-    let addr = &report.remote.addr;
-    let mut client = Client::connect_lazy_with_tls(addr, &report.remote.tls()?)
-        .map_err(|error| format!("--addr {error}"))?;
-    if let Some(token) = &report.remote.token {
-        client = client
-            .with_token(token)
-            .map_err(|status| status.message().to_string())?;
-    }
+    let client = report.remote.grpc()?;
     let data = PerformanceData::new(report.time, report.sender, report.event, report.message);
     let ack = client
         .send_performance_stat_with_retries(data)

@@ -1,11 +1,11 @@
 //! A small HTTP client for the terminal commands (`tail`, `export`, `runs`,
-//! `compare`): GET requests to the server's HTTP API, bodies read as a stream of
-//! chunks; `https://` addresses over rustls with the CA (and client certificate) of
-//! a [`ClientTls`]. Given several servers, each request goes to the first that
-//! answers.
+//! `compare`, `import`): GET requests to the server's HTTP API (and the POST that
+//! starts a run), bodies read as a stream of chunks; `https://` addresses over
+//! rustls with the CA (and client certificate) of a [`ClientTls`]. Given several
+//! servers, each request goes to the first that answers.
 
 use super::{ClientTls, addresses};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -23,7 +23,7 @@ const FAILOVER_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// optional bearer token.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The servers' base URLs, in the order they are tried (at least one).
     bases: Vec<String>,
     token: Option<String>,
@@ -148,9 +148,33 @@ impl HttpClient {
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Body, HttpError> {
+        self.send(hyper::Method::GET, path_and_query, headers, Bytes::new())
+            .await
+    }
+
+    /// POSTs `json` (as `application/json`) to `path`, to the first server that
+    /// answers as [`HttpClient::get`] asks them; any status but 2xx becomes an error
+    /// with the server's message.
+    pub async fn post_json(&self, path: &str, json: &serde_json::Value) -> Result<Body, HttpError> {
+        let headers = [("content-type", "application/json".to_string())];
+        self.send(hyper::Method::POST, path, &headers, json.to_string().into())
+            .await
+    }
+
+    /// Sends one request to the servers in order; the first answer is returned.
+    async fn send(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Body, HttpError> {
         let mut unanswered = Vec::new();
         for base in &self.bases {
-            match self.get_from(base, path_and_query, headers).await {
+            let answer = self
+                .send_to(base, method.clone(), path_and_query, headers, body.clone())
+                .await;
+            match answer {
                 Err(error) if error.status.is_none() => {
                     tracing::debug!(%error, "no answer; trying the next server");
                     unanswered.push(error);
@@ -168,16 +192,18 @@ impl HttpClient {
         })
     }
 
-    /// GETs `path_and_query` from the server at `base`.
-    async fn get_from(
+    /// Sends `method` with `body` to `path_and_query` of the server at `base`.
+    async fn send_to(
         &self,
         base: &str,
+        method: hyper::Method,
         path_and_query: &str,
         headers: &[(&str, String)],
+        body: Bytes,
     ) -> Result<Body, HttpError> {
         let failed = |status: Option<u16>, message: String| HttpError { status, message };
         let url = format!("{base}{path_and_query}");
-        let mut request = hyper::Request::get(&url);
+        let mut request = hyper::Request::builder().method(method).uri(&url);
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -185,7 +211,7 @@ impl HttpClient {
             request = request.header(*name, value);
         }
         let request = request
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|error| failed(None, format!("{url}: {error}")))?;
         let response = self.inner.request(request);
         // With others to ask, a server that accepts and never answers is passed over.
