@@ -1,11 +1,12 @@
 //! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export`,
-//! `runs`, `compare` and `check` talk to one. Exit codes: 0 done, 1 failed (refused,
-//! unreachable, I/O; for `check`, a check failed), 2 bad usage (for `check`, a bad
-//! check or an unknown run).
+//! `import`, `runs`, `compare`, `sweep` and `check` talk to one. Exit codes: 0 done,
+//! 1 failed (refused, unreachable, I/O; for `check`, a check failed), 2 bad usage
+//! (for `check`, a bad check or an unknown run).
 
 use clap::{Args, Parser, Subcommand};
 use perfstats::client::check::{self, CheckError, CheckFormat, CheckRequest};
 use perfstats::client::http::HttpClient;
+use perfstats::client::import;
 use perfstats::client::runs;
 use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
@@ -45,6 +46,9 @@ enum Command {
     Tail(Tail),
     /// Write a run to stdout as CSV or NDJSON.
     Export(Export),
+    /// Store a file written by `export` (CSV or NDJSON) as a new run, keeping its
+    /// report ids and times; reports already stored are not stored twice.
+    Import(Import),
     /// List the runs (`runs --label k=v`), start one (`runs new`), label one
     /// (`runs label`).
     Runs(Runs),
@@ -209,6 +213,18 @@ impl Remote {
     fn http(&self) -> Result<HttpClient, String> {
         HttpClient::with_tls(&self.addr, self.token.clone(), &self.tls()?)
     }
+
+    /// The gRPC client of these servers, with the token.
+    fn grpc(&self) -> Result<Client, String> {
+        let client = Client::connect_lazy_with_tls(&self.addr, &self.tls()?)
+            .map_err(|error| format!("--addr {error}"))?;
+        match &self.token {
+            Some(token) => client
+                .with_token(token)
+                .map_err(|status| status.message().to_string()),
+            None => Ok(client),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -239,6 +255,21 @@ struct Export {
     /// csv or ndjson.
     #[arg(long, default_value = "csv", value_parser = ["csv", "ndjson"])]
     format: String,
+}
+
+#[derive(Args)]
+struct Import {
+    #[command(flatten)]
+    remote: Remote,
+    /// The file `perfstats export` wrote (CSV or NDJSON, told apart by content).
+    file: PathBuf,
+    /// The new run's name (default: the file's name without its extension); it
+    /// must not be taken.
+    #[arg(long)]
+    run: Option<String>,
+    /// A label of the new run, k=v (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
 }
 
 #[derive(Args)]
@@ -410,6 +441,22 @@ async fn run(command: Command) -> Result<(), String> {
                 .await
                 .map(drop)
         }
+        Command::Import(import) => {
+            let run = import
+                .run
+                .or_else(|| import::default_run_name(&import.file));
+            let options = import::ImportOptions {
+                run: run.ok_or("--run: the file's name gives none: name the run")?,
+                labels: labels::parse_all(import.labels.iter().map(String::as_str))
+                    .map_err(|error| format!("--label: {error}"))?,
+            };
+            let (http, grpc) = (import.remote.http()?, import.remote.grpc()?);
+            let progress = import::progress_wanted();
+            let imported =
+                import::import_file(&http, &grpc, &import.file, &options, progress).await?;
+            println!("{imported}");
+            Ok(())
+        }
         Command::Runs(list) => match list.action {
             None => runs::list(&list.remote.http()?, &list.labels, list.format.get(), out).await,
             Some(RunsAction::New {
@@ -563,14 +610,7 @@ async fn shutdown_signal() {
 }
 
 async fn send_report(report: Report) -> Result<(), String> {
-    let addr = &report.remote.addr;
-    let mut client = Client::connect_lazy_with_tls(addr, &report.remote.tls()?)
-        .map_err(|error| format!("--addr {error}"))?;
-    if let Some(token) = &report.remote.token {
-        client = client
-            .with_token(token)
-            .map_err(|status| status.message().to_string())?;
-    }
+    let client = report.remote.grpc()?;
     let data = PerformanceData::new(report.time, report.sender, report.event, report.message);
     let ack = client
         .send_performance_stat_with_retries(data)

@@ -1,5 +1,6 @@
 //! The client nodes use: [`Client`] (one attempt, or through a [`RetryPolicy`]), the
-//! non-blocking [`Reporter`], and the seed's helpers in Rust form.
+//! non-blocking [`Reporter`], and the seed's helpers in Rust form; and the terminal
+//! commands' work ([`terminal`], [`import`]).
 //!
 //! A client takes one server's address or several, comma-separated: it sends to one
 //! server while that works, and after a retryable failure (see [`is_retryable`])
@@ -19,6 +20,7 @@
 
 pub mod check;
 pub mod http;
+pub mod import;
 mod reporter;
 mod retry;
 pub mod runs;
