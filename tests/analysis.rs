@@ -1,7 +1,9 @@
 //! The analysis kept current at ingest equals the pure fold, whatever the arrival
 //! order. Runs come in two shapes: reports drawn at random (any sender sends or
 //! receives anything), and a network like the real one (an authority's rounds that
-//! 30-odd nodes receive, some late, some twice, some never, with winner reports).
+//! 30-odd nodes receive, some late, some twice, some never, with winner reports;
+//! some nodes join after rounds were sent, and probes send reports but receive
+//! nothing, so that who is missing from a round is more than "everyone else").
 //! Each arrives in one of three orders: the production order (time order with a few
 //! reports late and a few an hour old), fully reversed, or shuffled. More senders
 //! than [`MISSING_SHOWN`] take part, so the capped lists are capped; reports carry a
@@ -17,7 +19,7 @@ use proptest::test_runner::TestCaseError;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const EVENTS: [Event; 10] = [
     Event::RaNewProblemSent,
@@ -93,7 +95,10 @@ fn random_raw() -> impl Strategy<Value = Vec<Raw>> {
 
 /// A network like the real one, from `seed`: 30–39 nodes sync, then 1–6 rounds
 /// of random kinds 100–300 ms apart, sent by `ra` (sometimes by `rb`, a second
-/// authority). Each node receives a round with probability 0.8, 5–300 ms after
+/// authority). About one node in six joins late, somewhere among the rounds, and
+/// receives only rounds sent after it joined; one or two probes send 3–20
+/// transaction reports mid-run and receive nothing. Each node receives a round
+/// with probability 0.8, 5–300 ms after
 /// the send (so often after the next round began), one receipt in ten twice; in
 /// problem rounds each receiver names a winner, one in ten another one. Times on
 /// a 5 ms grid, so receipts tie with each other and with sends.
@@ -106,21 +111,38 @@ fn network_raw(seed: u64) -> Vec<Raw> {
     let mut add = |sender: &str, event: Event, time: i64, message: &str| {
         raw.push((sender.to_string(), event, time, message.to_string()));
     };
+    let mut joined = Vec::new();
     for node in &nodes {
-        let known = T0 + rng.random_range(0..10) * 5 * MS;
+        let known = if rng.random_bool(1.0 / 6.0) {
+            T0 + 500 * MS + rng.random_range(0..300) * 5 * MS
+        } else {
+            T0 + rng.random_range(0..10) * 5 * MS
+        };
+        joined.push(known);
         add(node, Event::Libp2pNodeIdKnown, known, "id");
         let synced = known + rng.random_range(20..80) * 5 * MS;
         add(node, Event::InitialSyncCompleted, synced, "synced");
     }
     add("ra", Event::Libp2pNodeIdKnown, T0, "id");
+    for probe in 0..rng.random_range(1..=2) {
+        for _ in 0..rng.random_range(3..=20) {
+            let at = T0 + 500 * MS + rng.random_range(0..400) * 5 * MS;
+            add(
+                &format!("probe{probe}"),
+                Event::TransactionReceived,
+                at,
+                "tx",
+            );
+        }
+    }
     let mut sent = T0 + 500 * MS;
     for round in 0..rng.random_range(1..=6) {
         sent += rng.random_range(20..60) * 5 * MS;
         let (kind, send, receive) = ROUND_KINDS[rng.random_range(0..ROUND_KINDS.len())];
         let authority = if rng.random_bool(0.2) { "rb" } else { "ra" };
         add(authority, send, sent, &format!("round {round}"));
-        for node in &nodes {
-            if !rng.random_bool(0.8) {
+        for (node, known) in nodes.iter().zip(&joined) {
+            if !rng.random_bool(0.8) || *known > sent {
                 continue;
             }
             let at = sent + rng.random_range(1..=60) * 5 * MS;
@@ -482,6 +504,7 @@ fn the_runs_reach_what_the_properties_are_about() {
     const DRAWS: usize = 600;
     let mut orders: BTreeMap<String, usize> = BTreeMap::new();
     let (mut old, mut missing_capped, mut latencies_capped, mut early, mut late) = (0, 0, 0, 0, 0);
+    let (mut started_after, mut bystanders) = (0, 0);
     for _ in 0..DRAWS {
         let run = strategy.new_tree(&mut runner).unwrap().current();
         let reports = &run.reports;
@@ -528,6 +551,39 @@ fn the_runs_reach_what_the_properties_are_about() {
                     && round.latency_ms.contains_key(&report.sender)
             })
         }) as usize;
+        // A node not missing from a round it never received: one that receives the
+        // kind but started after the send, and one that never receives the kind
+        // though it started before.
+        let mut firsts: BTreeMap<&str, i64> = BTreeMap::new();
+        for report in reports {
+            let first = firsts.entry(&report.sender).or_insert(i64::MAX);
+            *first = (*first).min(report.time_unix_nano);
+        }
+        let (mut after, mut bystander) = (false, false);
+        for round in &rounds {
+            let received = ROUND_KINDS
+                .iter()
+                .find(|(kind, ..)| *kind == round.kind)
+                .unwrap()
+                .2;
+            let receives: BTreeSet<&str> = reports
+                .iter()
+                .filter(|report| report.event == received)
+                .map(|report| report.sender.as_str())
+                .collect();
+            for (sender, first) in &firsts {
+                if *sender == round.sender || round.latency_ms.contains_key(*sender) {
+                    continue;
+                }
+                if receives.contains(sender) {
+                    after |= *first >= round.sent_unix_nano;
+                } else {
+                    bystander |= *first < round.sent_unix_nano;
+                }
+            }
+        }
+        started_after += after as usize;
+        bystanders += bystander as usize;
         // In the production order, a report stored after a later one.
         if run.arrival == Arrival::Production {
             late += reports
@@ -539,7 +595,8 @@ fn the_runs_reach_what_the_properties_are_about() {
     println!(
         "of {DRAWS}: {orders:?}; {old} with hour-old reports, {missing_capped} with a missing list past {MISSING_SHOWN}, \
          {latencies_capped} with more than {MISSING_SHOWN} receivers of a round, {early} with a receipt stored before its send, \
-         {late} production-order runs with a report late"
+         {late} production-order runs with a report late, {started_after} with a receiver excused by its late start, \
+         {bystanders} with a sender excused for never receiving the kind"
     );
     for order in ["Production", "Reversed", "Shuffled"] {
         assert!(
@@ -553,6 +610,8 @@ fn the_runs_reach_what_the_properties_are_about() {
         ("latency lists capped", latencies_capped),
         ("receipts before their send", early),
         ("production runs with a late report", late),
+        ("receivers excused by a late start", started_after),
+        ("senders excused for never receiving the kind", bystanders),
     ] {
         assert!(count >= DRAWS / 10, "{what}: {count} of {DRAWS}");
     }

@@ -81,9 +81,11 @@ async fn check_analysis(server: &support::TestServer, run: &str) {
         .get_json(&format!("/api/analysis?run={run}&recent=2"))
         .await;
     assert_eq!(analysis["nodes"].as_array().unwrap().len(), 4);
-    // Three block rounds and one problem round that nobody reported receiving.
+    // Three block rounds and one problem round that nobody reported receiving: no
+    // node receives problems, so none is missing from it; 3f's block round 2 is
+    // the one flagged.
     assert_eq!(analysis["rounds_total"], 4);
-    assert_eq!(analysis["rounds_flagged"], 2);
+    assert_eq!(analysis["rounds_flagged"], 1);
     assert_eq!(numbers(&analysis["rounds"]), [2, 3], "the newest two");
     let third = &analysis["rounds"][1];
     assert_eq!(third["latency_ms"]["2f"], 30.0, "its receipt came first");
@@ -188,6 +190,51 @@ async fn analysis_answers(server: support::TestServer) -> support::TestServer {
     assert_eq!(last["reports"][0]["seq"], 1);
     assert_eq!(last["next"], Value::Null);
     server
+}
+
+/// Only a node expected in a round can flag it: a probe that sends 20 transaction
+/// reports mid-run and a node that joins after block round 1 (and receives rounds 2
+/// and 3) leave all three block rounds unflagged.
+#[tokio::test]
+async fn probes_and_late_joiners_flag_no_round() {
+    let server = support::spawn_server().await;
+    let t0 = now_unix_nano() - 60_000 * MS;
+    let report = |ms: i64, sender: &str, event: Event| {
+        PerformanceData::new(t0 + ms * MS, sender, event, "m")
+    };
+    let mut reports = vec![
+        report(0, "ra", Event::Libp2pNodeIdKnown),
+        report(1, "1f", Event::Libp2pNodeIdKnown),
+        report(1, "2f", Event::Libp2pNodeIdKnown),
+        report(1_500, "late", Event::Libp2pNodeIdKnown),
+    ];
+    for round in 1..=3 {
+        let sent = round * 1_000;
+        reports.push(report(sent, "ra", Event::RaNewBlockSent));
+        reports.push(report(sent + 10, "1f", Event::NewBlockReceived));
+        reports.push(report(sent + 20, "2f", Event::NewBlockReceived));
+        if round > 1 {
+            reports.push(report(sent + 30, "late", Event::NewBlockReceived));
+        }
+    }
+    for sent in 0..20 {
+        reports.push(report(
+            1_200 + sent * 50,
+            "probe",
+            Event::TransactionReceived,
+        ));
+    }
+    server
+        .client()
+        .send_batch_with_retries(reports)
+        .await
+        .unwrap();
+    let analysis = server.get_json("/api/analysis").await;
+    assert_eq!(analysis["rounds_total"], 3, "{analysis}");
+    assert_eq!(analysis["rounds_flagged"], 0, "{analysis}");
+    let flagged = server.get_json("/api/rounds?flagged=true").await;
+    assert_eq!(flagged["rounds"], serde_json::json!([]), "{flagged}");
+    server.stop().await;
 }
 
 #[tokio::test]

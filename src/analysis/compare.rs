@@ -94,7 +94,9 @@ pub struct NodeSide {
     pub phases_ms: BTreeMap<&'static str, f64>,
     /// Its median block latency, ms.
     pub block_p50_ms: Option<f64>,
-    /// Block rounds (sent by others) it never received.
+    /// Block rounds it is missing from (see [`Round::missing`](super::Round::missing)):
+    /// sent by others after its first report, never received; none if it never
+    /// received a block.
     pub blocks_missed: u64,
 }
 

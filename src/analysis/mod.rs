@@ -1,6 +1,6 @@
 //! The analysis a researcher used to do by hand in a spreadsheet, as pure functions
 //! of one run's reports: per-node summaries and sync phases, propagation rounds
-//! (how long the authority's messages took to reach each node, and who never got
+//! (how long the authority's messages took to reach each node, and who missed
 //! them), and winner agreement (did every node name the same block winner?).
 //!
 //! Times are the nodes' own event times (`time_unix_nano`); durations are in
@@ -30,7 +30,7 @@ pub mod timeline;
 use crate::pb::Event;
 use crate::report::Report;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The events that mark a node's way to being in sync, in their usual order.
 pub const SYNC_PHASES: [Event; 6] = [
@@ -115,10 +115,15 @@ pub struct Round {
     pub latency_ms: BTreeMap<String, f64>,
     /// How many receivers reported it.
     pub received_count: usize,
-    /// The run's other senders that never reported receiving it (in summaries and
-    /// pages, the first [`live::MISSING_SHOWN`] by name).
+    /// The nodes missing from it (in summaries and pages, the first
+    /// [`live::MISSING_SHOWN`] by name): those that never reported receiving it
+    /// although they were expected to, having reported anything strictly before it
+    /// was sent (by their first report's time) and received at least one round of
+    /// its kind somewhere in the run. Its sender is never missing from it; a node
+    /// that takes no part in rounds of the kind, or that started after the send,
+    /// is not missing from it.
     pub missing: Vec<String>,
-    /// How many of the run's other senders never reported receiving it.
+    /// How many nodes are missing from it (as `missing`, uncapped).
     pub missing_count: usize,
     /// The median latency (nearest rank), if anyone received it.
     pub p50_ms: Option<f64>,
@@ -150,7 +155,7 @@ pub struct Analysis {
     pub rounds: Vec<Round>,
     /// How many propagation rounds the run has.
     pub rounds_total: usize,
-    /// How many of them some other sender never received.
+    /// How many of them some node is missing from (see [`Round::missing`]).
     pub rounds_flagged: usize,
     /// Problem rounds with `BLOCK_WINNER_FOUND` reports, in round order (all, or the
     /// newest few).
@@ -266,8 +271,12 @@ impl Analyzer {
 
     /// Every propagation round of every kind, ordered by the time it was sent.
     pub fn rounds(&self) -> Vec<Round> {
-        let senders: BTreeSet<&str> = self.nodes.keys().map(String::as_str).collect();
-        rounds_among(&self.kept, &senders)
+        let firsts: BTreeMap<&str, i64> = self
+            .nodes
+            .iter()
+            .map(|(sender, node)| (sender.as_str(), node.first_unix_nano))
+            .collect();
+        rounds_among(&self.kept, &firsts)
     }
 
     /// `BLOCK_WINNER_FOUND` reports grouped by problem round and named winner.
@@ -340,8 +349,9 @@ pub fn rounds(reports: &[impl AsRef<Report>]) -> Vec<Round> {
     analyzer(reports).rounds()
 }
 
-/// The rounds in `reports`, with `senders` (the whole run's) as possible receivers.
-fn rounds_among(reports: &[impl AsRef<Report>], senders: &BTreeSet<&str>) -> Vec<Round> {
+/// The rounds in `reports`, with the whole run's senders as possible receivers:
+/// `firsts` gives each one's first report time.
+fn rounds_among(reports: &[impl AsRef<Report>], firsts: &BTreeMap<&str, i64>) -> Vec<Round> {
     let mut rounds = Vec::new();
     for (kind, sent_event, received_event) in ROUND_KINDS {
         let mut sent: Vec<&Report> = reports
@@ -369,7 +379,7 @@ fn rounds_among(reports: &[impl AsRef<Report>], senders: &BTreeSet<&str>) -> Vec
                 .map_or(i64::MAX, |next| next.time_unix_nano);
             let mut latency_ms = BTreeMap::new();
             let mut missing = Vec::new();
-            for receiver in senders.iter().filter(|s| **s != origin.sender) {
+            for (receiver, first_report) in firsts.iter().filter(|(s, _)| **s != origin.sender) {
                 let first = received.get(receiver).and_then(|times| {
                     let at = times.partition_point(|time| *time < origin.time_unix_nano);
                     times.get(at).copied().filter(|time| *time < until)
@@ -379,7 +389,14 @@ fn rounds_among(reports: &[impl AsRef<Report>], senders: &BTreeSet<&str>) -> Vec
                         latency_ms
                             .insert(receiver.to_string(), millis(origin.time_unix_nano, time));
                     }
-                    None => missing.push(receiver.to_string()),
+                    // Expected: it had reported before the send, and it receives
+                    // rounds of this kind.
+                    None if *first_report < origin.time_unix_nano
+                        && received.contains_key(receiver) =>
+                    {
+                        missing.push(receiver.to_string())
+                    }
+                    None => {}
                 }
             }
             let mut sorted: Vec<f64> = latency_ms.values().copied().collect();

@@ -208,9 +208,12 @@ test('after a server restart the page resumes and shows new reports', async () =
 
 test('the headline stays bounded and flagged rounds are listed page by page', async () => {
   await newRun(server.url, 'flagged');
-  // 30 rounds of two nodes: b never receives a block, and names another winner.
+  // 30 rounds of two nodes: b receives no block after one from before the first
+  // send (so it takes part in block rounds and is missing from all 30), and names
+  // another winner.
   const start = Date.now() * 1e6 - 60e9;
   await send(server.url, 'b', 'EVENT_FIRST_PEER_CONNECTED', 'hello', start);
+  await send(server.url, 'b', 'EVENT_NEW_BLOCK_RECEIVED', 'block 0', start + 500e6);
   for (let round = 1; round <= 30; round += 1) {
     const at = start + round * 1e9;
     await send(server.url, 'ra', 'EVENT_RA_NEW_PROBLEM_SENT', `problem ${round}`, at);

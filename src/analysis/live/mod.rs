@@ -1,23 +1,28 @@
 //! The analysis of one run kept current as its reports are stored: a report
 //! arriving about in time order updates it in O(log n) (an authority's send costs
 //! O(senders · log n); a report far older than the newest also shifts the sorted
-//! vectors it goes into), and every read costs O(what it returns), never O(run).
+//! vectors it goes into; a node's first receipt of a kind, or a report older than
+//! its first, also corrects each of its own sends of that kind once), and every
+//! read costs O(what it returns), never O(run).
 //!
 //! It equals the pure fold of [`super::Analyzer`] for any arrival order: a
 //! receiver's report may come before the authority's, or long after the next round
 //! began. What it keeps: per sender, its aggregates; per round kind, the sends
 //! sorted by (time, seq) and every receiver's receipt times sorted, from which a
-//! round's latencies are looked up on demand; per round only how many received it
-//! and its slowest latency (for the counts of flagged rounds and the exact maximum);
+//! round's latencies are looked up on demand; per round only how many expected
+//! receivers missed it and its slowest latency (for the counts of flagged rounds and
+//! the exact maximum);
 //! the whole-run [`Distribution`](super::distribution::Distribution) of first-receipt latencies; the winner reports by
 //! problem round; and the [`Timeline`] counts.
 //!
 //! # Layout
 //! - `nodes`: per sender, its aggregates and summary.
 //! - `rounds`: per round kind, the sends and receipts; rounds and receivers.
+//! - `missed`: per round, how many expected receivers missed it, under range updates.
 //! - `winners`: winner reports by problem round, and agreement.
 //! - `timeline`: windows of the run counted per sender and event.
 
+mod missed;
 mod nodes;
 mod rounds;
 mod timeline;
@@ -109,12 +114,24 @@ impl LiveAnalysis {
         if self.nodes.len() <= sender as usize {
             self.nodes.push(Node::new(time, report.event));
         }
-        self.nodes[sender as usize].add(report);
+        let node = &mut self.nodes[sender as usize];
+        let old_first = node.first();
+        node.add(report);
+        let first = node.first();
+        if first < old_first {
+            // It reported earlier than it was known to: it is expected in the
+            // rounds sent in between.
+            for kind in &mut self.kinds {
+                kind.first_moved(sender, old_first, first);
+            }
+        }
+        let nodes = &self.nodes;
         for (index, (_, sent, received)) in ROUND_KINDS.iter().enumerate() {
             if report.event == *sent {
-                self.kinds[index].send(time, report.seq, sender, &report.message);
+                let firsts = |id: usize| nodes[id].first();
+                self.kinds[index].send(time, report.seq, sender, &report.message, firsts);
             } else if report.event == *received {
-                self.kinds[index].receive(sender, time);
+                self.kinds[index].receive(sender, time, first);
             }
         }
         match report.event {

@@ -34,6 +34,11 @@ impl Node {
         }
     }
 
+    /// Its first report's time.
+    pub(super) fn first(&self) -> i64 {
+        self.first
+    }
+
     /// Takes one of its reports, in any order.
     pub(super) fn add(&mut self, report: &Report) {
         let time = report.time_unix_nano;

@@ -1,8 +1,21 @@
 //! Rounds: per round kind, the authority's sends sorted by (time, seq) and every
 //! receiver's receipt times sorted, from which a round's latencies are looked up on
-//! demand; per round how many received it and its slowest latency; the whole-run
-//! distribution of first-receipt latencies; and each sender as a receiver.
+//! demand; per round how many expected receivers missed it and its slowest
+//! latency; the whole-run distribution of first-receipt latencies; and each sender
+//! as a receiver.
+//!
+//! A receiver is expected in a round (and missing from it when it has no receipt in
+//! the round's window) when it is not the round's sender, has received some round
+//! of the kind, and its first report is strictly older than the send (see
+//! [`Round::missing`]). Both conditions reach back: a node's first receipt of a
+//! kind makes it expected in every round sent after its first report, and a report
+//! older than a node's first moves its start back over earlier rounds. Each is one
+//! range update of [`MissedCounts`] plus a correction for each of the node's own
+//! sends in the range and the one round of the range it can have received, so a
+//! report still costs O(log n) (plus its sender's own sends in the range, each
+//! corrected once per kind).
 
+use super::missed::MissedCounts;
 use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index};
 use crate::analysis::distribution::{self, Distribution, Summary};
 use crate::analysis::{NodeSummary, ROUND_KINDS, Round, RoundKind, millis, percentile};
@@ -15,8 +28,6 @@ struct AuthoritySend {
     seq: u64,
     sender: u32,
     message: Box<str>,
-    /// Receivers with a receipt in the round's window.
-    received: u32,
     /// The slowest of them, ns (-1: none).
     max: i64,
 }
@@ -29,13 +40,14 @@ pub(super) struct KindRounds {
     /// Per sender id, the sorted times of its received-events of this kind.
     receipts: Vec<Vec<i64>>,
     latencies: Distribution,
-    /// How many rounds have each `received` count.
-    by_received: Vec<u64>,
+    /// Per round (as `sends`), how many expected receivers have no receipt in its
+    /// window.
+    missed: MissedCounts,
     /// Per sender id as a receiver: its latencies, bucket (as the distribution's)
     /// → count, for its own median and how many rounds it received.
     by_receiver: Vec<BTreeMap<u32, u32>>,
-    /// Per sender id, how many rounds of this kind it sent.
-    sent_by: Vec<u64>,
+    /// Per sender id, the (time, seq) of each round of this kind it sent, sorted.
+    sent_by: Vec<Vec<(i64, u64)>>,
 }
 
 impl KindRounds {
@@ -78,9 +90,105 @@ impl KindRounds {
         (received, median)
     }
 
-    /// How many rounds of this kind `receiver` could have received: those others sent.
-    fn receivable(&self, receiver: usize) -> u64 {
-        self.sends.len() as u64 - self.sent_by.get(receiver).copied().unwrap_or(0)
+    /// Whether `receiver` has received any round of this kind.
+    fn receives(&self, receiver: usize) -> bool {
+        self.receipts
+            .get(receiver)
+            .is_some_and(|times| !times.is_empty())
+    }
+
+    /// Whether `receiver`, whose first report was at `first`, is expected in a
+    /// round sent at `sent` (by another sender).
+    fn expects(&self, receiver: usize, first: i64, sent: i64) -> bool {
+        first < sent && self.receives(receiver)
+    }
+
+    /// The first round sent after `first`: the first a node whose first report was
+    /// at `first` can miss.
+    fn after(&self, first: i64) -> usize {
+        self.sends.partition_point(|sent| sent.time <= first)
+    }
+
+    /// Whether `receiver` (first report at `first`) missed round `index`.
+    fn misses(&self, receiver: usize, first: i64, index: usize) -> bool {
+        let sent = &self.sends[index];
+        sent.sender as usize != receiver
+            && self.expects(receiver, first, sent.time)
+            && self
+                .first_in(receiver, sent.time, self.until(index))
+                .is_none()
+    }
+
+    /// How many rounds `receiver` (first report at `first`, `received` rounds
+    /// received) missed: of the rounds sent after its first report, those it
+    /// neither sent nor received, once it receives the kind at all.
+    fn missed_by(&self, receiver: usize, first: i64, received: u64) -> u64 {
+        if !self.receives(receiver) {
+            return 0;
+        }
+        let from = self.after(first);
+        let own = self.sent_by.get(receiver).map_or(0, |sent| {
+            sent.len() - sent.partition_point(|(time, _)| *time <= first)
+        });
+        // Of the rounds before `from`, only the one whose window holds its first
+        // report can have reached it: its receipts are all at or after `first`.
+        let before = from.checked_sub(1).is_some_and(|index| {
+            let sent = &self.sends[index];
+            sent.sender as usize != receiver
+                && self
+                    .first_in(receiver, sent.time, self.until(index))
+                    .is_some()
+        });
+        (self.sends.len() - from - own) as u64 - (received - u64::from(before))
+    }
+
+    /// `receiver` (first report at `first`) is now expected in rounds `from..to`,
+    /// where it was not before: one more missing in each, less where it is not
+    /// after all. `received` is the round of the range it can have received (the
+    /// only one); its own sends in the range are found from `sent_by`.
+    fn expect_in(
+        &mut self,
+        receiver: usize,
+        first: i64,
+        from: usize,
+        to: usize,
+        received: Option<usize>,
+    ) {
+        if from >= to {
+            return;
+        }
+        self.missed.add_range(from, to, 1);
+        let (low, high) = (self.sends[from].time, self.sends[to - 1].time);
+        let mut exceptions: Vec<usize> = received.into_iter().collect();
+        if let Some(sent) = self.sent_by.get(receiver) {
+            let start = sent.partition_point(|(time, _)| *time < low);
+            let end = sent.partition_point(|(time, _)| *time <= high);
+            exceptions.extend(
+                sent[start..end]
+                    .iter()
+                    .map(|key| self.sends.partition_point(|s| (s.time, s.seq) < *key)),
+            );
+        }
+        exceptions.sort_unstable();
+        exceptions.dedup();
+        for index in exceptions {
+            if (from..to).contains(&index) && !self.misses(receiver, first, index) {
+                self.missed.add_at(index, -1);
+            }
+        }
+    }
+
+    /// `receiver`'s first report moved back from `old` to `new`: it is now
+    /// expected in the rounds sent in `new + 1..=old`, if it receives the kind.
+    pub(super) fn first_moved(&mut self, receiver: u32, old: i64, new: i64) {
+        let receiver = receiver as usize;
+        if !self.receives(receiver) {
+            return;
+        }
+        let (from, to) = (self.after(new), self.after(old));
+        // Its receipts are all at or after `old`: only the last round of the range
+        // can hold one in its window.
+        self.expect_in(receiver, new, from, to, to.checked_sub(1));
     }
 
     /// The end of round `index`'s window: the next send's time.
@@ -96,16 +204,6 @@ impl KindRounds {
         }
         let at = times.partition_point(|time| *time < from);
         times.get(at).copied().filter(|time| *time < until)
-    }
-
-    fn set_received(&mut self, index: usize, received: u32) {
-        let old = std::mem::replace(&mut self.sends[index].received, received);
-        self.by_received[old as usize] -= 1;
-        let new = received as usize;
-        if self.by_received.len() <= new {
-            self.by_received.resize(new + 1, 0);
-        }
-        self.by_received[new] += 1;
     }
 
     fn set_max(&mut self, index: usize, max: i64) {
@@ -131,13 +229,15 @@ impl KindRounds {
         self.set_max(index, max);
     }
 
-    /// A received-event of `receiver` at `time`.
-    pub(super) fn receive(&mut self, receiver: u32, time: i64) {
+    /// A received-event of `receiver` (whose first report was at `first`) at
+    /// `time`.
+    pub(super) fn receive(&mut self, receiver: u32, time: i64, first: i64) {
         let receiver = receiver as usize;
         if self.receipts.len() <= receiver {
             self.receipts.resize_with(receiver + 1, Vec::new);
         }
         let times = &self.receipts[receiver];
+        let receives = !times.is_empty();
         // Reports mostly arrive in time order: check the end before searching.
         let at = match times.last() {
             Some(last) if *last < time => times.len(),
@@ -168,8 +268,9 @@ impl KindRounds {
                     }
                     None => {
                         self.count(receiver, latency, true);
-                        let received = self.sends[index].received + 1;
-                        self.set_received(index, received);
+                        if receives && first < start {
+                            self.missed.add_at(index, -1);
+                        }
                         if latency > self.sends[index].max {
                             self.set_max(index, latency);
                         }
@@ -181,10 +282,30 @@ impl KindRounds {
         if let Some(index) = recompute {
             self.recompute_max(index);
         }
+        if !receives {
+            // Its first receipt of the kind: expected from now on in every round
+            // sent after its first report.
+            let from = self.after(first);
+            self.expect_in(
+                receiver,
+                first,
+                from,
+                self.sends.len(),
+                round.checked_sub(1),
+            );
+        }
     }
 
     /// A sent-event: a new round, which may split the window of the one before.
-    pub(super) fn send(&mut self, time: i64, seq: u64, sender: u32, message: &str) {
+    /// `firsts` gives each sender id's first report time.
+    pub(super) fn send(
+        &mut self,
+        time: i64,
+        seq: u64,
+        sender: u32,
+        message: &str,
+        firsts: impl Fn(usize) -> i64,
+    ) {
         let at = match self.sends.last() {
             Some(last) if (last.time, last.seq) < (time, seq) => self.sends.len(),
             _ => self
@@ -199,62 +320,65 @@ impl KindRounds {
                 seq,
                 sender,
                 message: message.into(),
-                received: 0,
                 max: -1,
             },
         );
-        if self.by_received.is_empty() {
-            self.by_received.push(0);
-        }
-        self.by_received[0] += 1;
+        self.missed.insert(at, 0);
         if self.sent_by.len() <= sender as usize {
-            self.sent_by.resize(sender as usize + 1, 0);
+            self.sent_by.resize_with(sender as usize + 1, Vec::new);
         }
-        self.sent_by[sender as usize] += 1;
-        // The round before now ends at `time`: receipts from `time` on leave it.
+        let own = &mut self.sent_by[sender as usize];
+        let key = (time, seq);
+        match own.last() {
+            Some(last) if *last > key => {
+                let position = own.partition_point(|other| *other < key);
+                own.insert(position, key);
+            }
+            _ => own.push(key),
+        }
+        // The round before now ends at `time`: receipts from `time` on leave it,
+        // and their receivers, if expected there, missed it.
         if let Some(previous) = at.checked_sub(1) {
             let (start, origin) = (self.sends[previous].time, self.sends[previous].sender);
-            let mut left = 0;
+            let (mut left, mut missed) = (0, 0);
             for receiver in 0..self.receipts.len() {
                 if receiver == origin as usize {
                     continue;
                 }
-                if let Some(first) = self.first_in(receiver, start, old_until)
-                    && first >= time
-                {
-                    self.count(receiver, first - start, false);
-                    left += 1;
+                match self.first_in(receiver, start, old_until) {
+                    Some(first) if first < time => continue,
+                    Some(first) => {
+                        self.count(receiver, first - start, false);
+                        left += 1;
+                    }
+                    None => {}
+                }
+                if self.expects(receiver, firsts(receiver), start) {
+                    missed += 1;
                 }
             }
+            self.missed.set(previous, missed);
             if left > 0 {
-                let received = self.sends[previous].received - left;
-                self.set_received(previous, received);
                 self.recompute_max(previous);
             }
         }
         let until = self.until(at);
-        let (mut received, mut max) = (0, -1);
+        let (mut missed, mut max) = (0, -1);
         for receiver in 0..self.receipts.len() {
             if receiver == sender as usize {
                 continue;
             }
-            if let Some(first) = self.first_in(receiver, time, until) {
-                self.count(receiver, first - time, true);
-                received += 1;
-                max = max.max(first - time);
+            match self.first_in(receiver, time, until) {
+                Some(first) => {
+                    self.count(receiver, first - time, true);
+                    max = max.max(first - time);
+                }
+                None if self.expects(receiver, firsts(receiver), time) => missed += 1,
+                None => {}
             }
         }
-        self.set_received(at, received);
+        self.missed.set(at, missed);
         self.set_max(at, max);
-    }
-
-    /// Rounds whose every other sender of the run (`senders` in all) received them.
-    fn complete(&self, senders: usize) -> u64 {
-        senders
-            .checked_sub(1)
-            .and_then(|all| self.by_received.get(all))
-            .copied()
-            .unwrap_or(0)
     }
 }
 
@@ -274,16 +398,18 @@ impl LiveAnalysis {
                 continue;
             }
             let name = self.senders.name(*id);
+            let first = self.nodes[*id as usize].first();
             match state.first_in(*id as usize, sent.time, until) {
                 Some(time) => {
                     latency_ms.insert(name.to_string(), millis(sent.time, time));
                 }
-                None => {
+                None if state.expects(*id as usize, first, sent.time) => {
                     missing_count += 1;
                     if missing.len() < shown {
                         missing.push(name.to_string());
                     }
                 }
+                None => {}
             }
         }
         let mut sorted: Vec<f64> = latency_ms.values().copied().collect();
@@ -324,7 +450,7 @@ impl LiveAnalysis {
     }
 
     fn flagged(&self, kind: usize, index: usize) -> bool {
-        (self.kinds[kind].sends[index].received as usize) < self.senders.len().saturating_sub(1)
+        self.kinds[kind].missed.get(index) > 0
     }
 
     /// Every round, ordered by (time sent, kind), missing lists complete: what the
@@ -410,13 +536,9 @@ impl LiveAnalysis {
         self.kinds.iter().map(|kind| kind.sends.len()).sum()
     }
 
-    /// How many rounds some other sender of the run never received.
+    /// How many rounds some node is missing from (see [`Round::missing`]).
     pub fn rounds_flagged(&self) -> usize {
-        let senders = self.senders.len();
-        self.kinds
-            .iter()
-            .map(|kind| kind.sends.len() - kind.complete(senders) as usize)
-            .sum()
+        self.kinds.iter().map(|kind| kind.missed.positive()).sum()
     }
 
     /// The whole-run latency distribution of `kind` (ns).
@@ -441,9 +563,10 @@ impl LiveAnalysis {
             .zip(nodes)
             .map(|(id, node)| {
                 let (received, median) = state.receiver(*id as usize);
+                let first = self.nodes[*id as usize].first();
                 Receiver {
                     received,
-                    missed: state.receivable(*id as usize).saturating_sub(received),
+                    missed: state.missed_by(*id as usize, first, received),
                     median_ms: median.map(|ns| ns / 1e6),
                     node,
                 }
@@ -459,7 +582,9 @@ pub struct Receiver {
     pub node: NodeSummary,
     /// Rounds of the kind it received.
     pub received: u64,
-    /// Rounds of the kind others sent that it never received.
+    /// Rounds of the kind it is missing from (see [`Round::missing`]): none when
+    /// it never received the kind; else those sent by others after its first
+    /// report that it never received.
     pub missed: u64,
     /// Its median latency, ms (within 0.4%).
     pub median_ms: Option<f64>,
