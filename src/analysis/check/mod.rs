@@ -315,7 +315,8 @@ mod tests {
     /// Authority `ra`; nodes a, b, c and `d.x<y`, started at 0; a synced at 100 ms,
     /// b at 250, d.x<y at 400, c never. Ten block rounds that a, b, c, d.x<y receive
     /// after `scale` × 10, 20, 30, 40 ms; one problem round only a and b receive
-    /// (5 ms), in which they name different winners.
+    /// (5 ms), in which they name different winners, and which c misses (it receives
+    /// problems: once before the round).
     fn known_run(scale: i64) -> LiveAnalysis {
         let mut live = LiveAnalysis::default();
         let nodes = ["a", "b", "c", "d.x<y"];
@@ -339,6 +340,8 @@ mod tests {
         add(
             &mut live,
             &[
+                // c receives problems (this one before any is sent), so it can miss one.
+                (19_000, "c", Event::SimtaskReceived, "early"),
                 (20_000, "ra", Event::RaNewProblemSent, "problem"),
                 (20_005, "a", Event::SimtaskReceived, "task"),
                 (20_005, "b", Event::SimtaskReceived, "task"),
