@@ -30,8 +30,9 @@
 //!   rules, TLS, connection budgets.
 //! - [`serve`]: `perfstats serve` as one call: a config in, the server assembled
 //!   (store, stream, TLS, tokens, budgets) and run until shutdown.
-//! - `src/bin/perfstats.rs`: the command line (`serve`, `report`, `tail`, `export`,
-//!   `runs`, `compare`): parses, sets up tracing, binds, calls the library.
+//! - `src/bin/perfstats/`: the command line (`serve`, `report`, `tail`, `export`,
+//!   `import`, `runs`, `compare`, `sweep`, `check`): parses, sets up tracing, binds,
+//!   calls the library.
 
 pub mod analysis;
 pub mod client;

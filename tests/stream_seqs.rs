@@ -43,7 +43,7 @@ async fn apply_a_stream(store: &Store) -> u64 {
         .unwrap();
     let run = store
         .applier()
-        .new_run_at(3, Some("second".into()), 77)
+        .new_run_at(3, Some("second".into()), Default::default(), 77)
         .await
         .unwrap();
     assert_eq!(run.started_unix_nano, 77);
@@ -151,19 +151,62 @@ async fn a_stream_run_with_a_taken_or_bad_name_gets_the_default_everywhere() {
     let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 10 })).unwrap();
     let taken = store
         .applier()
-        .new_run_at(1, Some("run-1".into()), 5)
+        .new_run_at(1, Some("run-1".into()), Default::default(), 5)
         .await
         .unwrap();
     assert_eq!(taken.name.as_ref(), "run-2");
     let digits = store
         .applier()
-        .new_run_at(2, Some("123".into()), 6)
+        .new_run_at(2, Some("123".into()), Default::default(), 6)
         .await
         .unwrap();
     assert_eq!(digits.name.as_ref(), "run-3");
     assert_eq!(store.applier().applied(), 2);
     assert!(store.check_new_run_name("run-3").is_err());
     assert!(store.check_new_run_name("fresh").is_ok());
+}
+
+/// Labels from the stream: bad ones are dropped with the run (as a bad name is),
+/// a replacement names its run by first seq, and its message's seq is applied
+/// whether or not the labels could be (a run this store lacks: `NOT_FOUND`).
+#[tokio::test]
+async fn stream_labels_apply_by_first_seq_and_bad_ones_change_nothing() {
+    let store = Store::open(StoreConfig::new(Backend::Memory { max_reports: 10 })).unwrap();
+    let applier = store.applier();
+    let bad: perfstats::labels::Labels = [("Bad Key".to_string(), "1".to_string())].into();
+    let run = applier
+        .new_run_at(1, Some("swept".into()), bad.clone(), 5)
+        .await
+        .unwrap();
+    assert!(
+        run.labels.is_empty(),
+        "labels that break the rules are dropped"
+    );
+    assert_eq!(run.first_seq, 2);
+    let good: perfstats::labels::Labels = [("netem_ms".to_string(), "40".to_string())].into();
+    let labelled = applier.label_at(2, 2, good.clone()).await.unwrap();
+    assert_eq!((labelled.name.as_ref(), &labelled.labels), ("swept", &good));
+    assert_eq!(applier.applied(), 2);
+    let refused = applier.label_at(3, 2, bad).await.unwrap_err();
+    assert!(
+        matches!(refused, perfstats::Error::BadRequest(_)),
+        "{refused}"
+    );
+    let unknown = applier.label_at(4, 99, good.clone()).await.unwrap_err();
+    assert!(
+        matches!(unknown, perfstats::Error::NotFound(_)),
+        "{unknown}"
+    );
+    assert_eq!(
+        applier.applied(),
+        4,
+        "both messages' seqs are applied as holes"
+    );
+    assert_eq!(
+        store.current_run().labels,
+        good,
+        "unchanged by the refused ones"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +222,11 @@ async fn seqs_the_stream_no_longer_has_are_holes_on_both_backends() {
             .append(vec![report(1, "a"), report(2, "b"), report(10, "c")])
             .await
             .unwrap();
-        let second = store.applier().new_run_at(12, None, 5).await.unwrap();
+        let second = store
+            .applier()
+            .new_run_at(12, None, Default::default(), 5)
+            .await
+            .unwrap();
         store.append(vec![report(13, "d")]).await.unwrap();
         assert_eq!(store.applier().applied(), 13);
         assert_eq!(seqs_of(&store, 1).await, [1, 2, 10]);

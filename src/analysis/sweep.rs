@@ -202,11 +202,7 @@ mod tests {
         assert_eq!(order(&["40", "0", "8", "20.5"]), (vec![1, 2, 3, 0], true));
         assert_eq!(order(&["v1.10", "v1.9", "v1.2"]), (vec![0, 2, 1], false));
         assert_eq!(order(&["10", "9", "x"]), (vec![0, 1, 2], false));
-        assert_eq!(
-            order(&["1e1", "-2", "nan"]).1,
-            false,
-            "NaN is no number here"
-        );
+        assert!(!order(&["1e1", "-2", "nan"]).1, "NaN is no number here");
     }
 
     #[test]

@@ -108,7 +108,9 @@ pub async fn label(
             serde_json::from_str(&text).map_err(|error| format!("/api/runs: {error}"))?;
         let found = runs
             .iter()
-            .find(|info| info["name"] == run || info["id"].to_string() == run)
+            .find(|info| {
+                info["name"] == run || info["id"].as_u64().is_some_and(|id| run.parse() == Ok(id))
+            })
             .ok_or_else(|| format!("run: no run with id or name {run:?}"))?;
         let mut merged: Labels = serde_json::from_value(found["labels"].clone())
             .map_err(|error| format!("/api/runs: labels: {error}"))?;

@@ -1,5 +1,5 @@
 //! Finished runs' headline figures ([`RunFigures`]: a few hundred bytes a run),
-//! kept for the [`FIGURES_KEPT`] most recently asked for, so that a sweep across
+//! kept for the [`FIGURES_KEPT`] runs whose figures were computed last, so that a sweep across
 //! many runs reads them without building any run's analysis again. A finished run
 //! never changes, so what is kept is never stale; the current run's are computed
 //! afresh each time from its live analysis.
@@ -11,23 +11,30 @@ use std::sync::{Arc, Mutex};
 /// Finished runs whose figures are kept (about 1 KiB each at most).
 pub const FIGURES_KEPT: usize = 4096;
 
-/// The kept figures, by run id, with the order they were last asked for in.
+/// The kept figures.
 #[derive(Default)]
 pub(super) struct Figures {
-    kept: Mutex<(HashMap<u64, Arc<RunFigures>>, VecDeque<u64>)>,
+    kept: Mutex<Kept>,
+}
+
+/// Figures by run id, and the runs in the order they were first kept in.
+#[derive(Default)]
+struct Kept {
+    by_run: HashMap<u64, Arc<RunFigures>>,
+    order: VecDeque<u64>,
 }
 
 impl Figures {
     /// Run `run`'s figures, if kept.
     pub(super) fn get(&self, run: u64) -> Option<Arc<RunFigures>> {
         let kept = self.kept.lock().expect("figures lock");
-        kept.0.get(&run).cloned()
+        kept.by_run.get(&run).cloned()
     }
 
     /// Keeps `figures` as run `run`'s, forgetting the oldest beyond [`FIGURES_KEPT`].
     pub(super) fn keep(&self, run: u64, figures: Arc<RunFigures>) {
         let mut kept = self.kept.lock().expect("figures lock");
-        let (by_run, order) = &mut *kept;
+        let Kept { by_run, order } = &mut *kept;
         if by_run.insert(run, figures).is_none() {
             order.push_back(run);
         }

@@ -1,42 +1,35 @@
-//! The `perfstats` command: `serve` runs the server; `report`, `tail`, `export`,
-//! `import`, `runs`, `compare`, `sweep` and `check` talk to one. Exit codes: 0 done,
-//! 1 failed (refused, unreachable, I/O; for `check`, a check failed), 2 bad usage
-//! (for `check`, a bad check or an unknown run).
+//! The command line as clap parses it: every command's arguments, and what
+//! `serve`'s become ([`Serve::into_config`]).
 
 use clap::{Args, Parser, Subcommand};
-use perfstats::client::check::{self, CheckError, CheckFormat, CheckRequest};
+use perfstats::Event;
 use perfstats::client::http::HttpClient;
-use perfstats::client::import;
 use perfstats::client::runs;
-use perfstats::client::terminal::{self, TailFilter};
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
 use perfstats::cluster::{self as cluster, ClusterConfig};
 use perfstats::labels;
 use perfstats::metrics::DEFAULT_MAX_SENDER_LABELS;
-use perfstats::serve::{ServeConfig, Service, TlsFiles};
+use perfstats::serve::{ServeConfig, TlsFiles};
 use perfstats::server::connections::DEFAULT_MAX_CONNECTIONS;
 use perfstats::server::{
     DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS, LimitsConfig, Tokens,
 };
 use perfstats::store::Backend;
-use perfstats::{Event, PerformanceData};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// Telemetry for peer-to-peer test networks: nodes report events over gRPC, people
 /// watch them on a dashboard on the same port.
 #[derive(Parser)]
 #[command(version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Run the server (gRPC, dashboard and HTTP API on one port).
     Serve(Serve),
     /// Send one report through the retry policy; exits non-zero with the server's
@@ -66,36 +59,36 @@ enum Command {
 }
 
 #[derive(Args)]
-struct Sweep {
+pub(crate) struct Sweep {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The label whose value the runs differ in (e.g. netem_ms).
     #[arg(long, value_name = "LABEL")]
-    by: String,
+    pub(crate) by: String,
     /// Only runs with this label: k=v, or k for any value (repeatable).
     #[arg(long = "label", value_name = "K=V")]
-    labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// `table`, `json` (the API's answer) or `csv` (one row a run and kind).
     #[arg(long, default_value = "table", value_parser = ["table", "json", "csv"])]
-    format: String,
+    pub(crate) format: String,
 }
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
-struct Runs {
+pub(crate) struct Runs {
     #[command(subcommand)]
-    action: Option<RunsAction>,
+    pub(crate) action: Option<RunsAction>,
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// Only runs with this label: k=v, or k for any value (repeatable; all must hold).
     #[arg(long = "label", value_name = "K=V")]
-    labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     #[command(flatten)]
-    format: RunsFormatArg,
+    pub(crate) format: RunsFormatArg,
 }
 
 #[derive(Subcommand)]
-enum RunsAction {
+pub(crate) enum RunsAction {
     /// Start a new run, which becomes current, and print it.
     New {
         #[command(flatten)]
@@ -126,14 +119,14 @@ enum RunsAction {
 }
 
 #[derive(Args)]
-struct RunsFormatArg {
+pub(crate) struct RunsFormatArg {
     /// `table` or `json` (the API's answer).
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    format: String,
+    pub(crate) format: String,
 }
 
 impl RunsFormatArg {
-    fn get(&self) -> runs::RunsFormat {
+    pub(crate) fn get(&self) -> runs::RunsFormat {
         match self.format.as_str() {
             "json" => runs::RunsFormat::Json,
             _ => runs::RunsFormat::Table,
@@ -142,67 +135,67 @@ impl RunsFormatArg {
 }
 
 #[derive(Args)]
-struct Check {
+pub(crate) struct Check {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The run to check (id or name).
-    run: String,
+    pub(crate) run: String,
     /// The run --max-regression measures against (id or name).
     #[arg(long)]
-    baseline: Option<String>,
+    pub(crate) baseline: Option<String>,
     /// METRIC OP VALUE, e.g. "block.p99 < 200ms" (repeatable; the grammar is in
     /// the README, "CI gate").
     #[arg(long, value_name = "EXPR")]
-    expect: Vec<String>,
+    pub(crate) expect: Vec<String>,
     /// KIND.STAT=P%, e.g. block.p50=10%: fails when the 95% interval of the rise
     /// lies wholly above P% of the baseline's value (repeatable; needs --baseline).
     #[arg(long, value_name = "METRIC=P%")]
-    max_regression: Vec<String>,
+    pub(crate) max_regression: Vec<String>,
     /// `table` (a line per check) or `json` (the API's answer).
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    format: String,
+    pub(crate) format: String,
     /// Also write the outcomes as JUnit XML to FILE.
     #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
+    pub(crate) junit: Option<PathBuf>,
 }
 
 #[derive(Args)]
-struct Compare {
+pub(crate) struct Compare {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The first run (id or name).
-    a: String,
+    pub(crate) a: String,
     /// The second run (id or name): deltas are b - a.
-    b: String,
+    pub(crate) b: String,
     /// `table` (to paste into a paper) or `json` (the API's answer).
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    format: String,
+    pub(crate) format: String,
 }
 
 /// Where the server is, or the servers are (every client command).
 #[derive(Args)]
-struct Remote {
+pub(crate) struct Remote {
     /// The server's URL, or several servers' URLs separated by commas: `report`
     /// moves to the next after a failure worth retrying, the other commands use the
     /// first that answers.
     #[arg(long, env = "PERFSTATS_ADDR", default_value = DEFAULT_ADDR, value_name = "URL[,URL...]")]
-    addr: String,
+    pub(crate) addr: String,
     /// Bearer token, for a server started with --token or --read-token.
     #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// For an https:// address: the CA certificate (PEM) that signed the server's.
     #[arg(long, env = "PERFSTATS_CA")]
-    ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// For a server with --client-ca: this client's certificate (PEM; with --key).
     #[arg(long, env = "PERFSTATS_CERT", requires = "key")]
-    cert: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
     /// The private key (PEM) of --cert.
     #[arg(long, env = "PERFSTATS_KEY", requires = "cert")]
-    key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
 }
 
 impl Remote {
-    fn tls(&self) -> Result<ClientTls, String> {
+    pub(crate) fn tls(&self) -> Result<ClientTls, String> {
         ClientTls::from_files(
             self.ca.as_deref(),
             self.cert.as_deref(),
@@ -210,12 +203,12 @@ impl Remote {
         )
     }
 
-    fn http(&self) -> Result<HttpClient, String> {
+    pub(crate) fn http(&self) -> Result<HttpClient, String> {
         HttpClient::with_tls(&self.addr, self.token.clone(), &self.tls()?)
     }
 
     /// The gRPC client of these servers, with the token.
-    fn grpc(&self) -> Result<Client, String> {
+    pub(crate) fn grpc(&self) -> Result<Client, String> {
         let client = Client::connect_lazy_with_tls(&self.addr, &self.tls()?)
             .map_err(|error| format!("--addr {error}"))?;
         match &self.token {
@@ -228,67 +221,67 @@ impl Remote {
 }
 
 #[derive(Args)]
-struct Tail {
+pub(crate) struct Tail {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The run (id or name); default: the current one.
     #[arg(long)]
-    run: Option<String>,
+    pub(crate) run: Option<String>,
     /// Only this sender's reports.
     #[arg(long)]
-    sender: Option<String>,
+    pub(crate) sender: Option<String>,
     /// Only this event (e.g. new-block-received).
     #[arg(long)]
-    event: Option<Event>,
+    pub(crate) event: Option<Event>,
     /// Stop after this many reports (default: follow until interrupted).
     #[arg(long)]
-    count: Option<u64>,
+    pub(crate) count: Option<u64>,
 }
 
 #[derive(Args)]
-struct Export {
+pub(crate) struct Export {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The run (id or name); default: the current one.
     #[arg(long)]
-    run: Option<String>,
+    pub(crate) run: Option<String>,
     /// csv or ndjson.
     #[arg(long, default_value = "csv", value_parser = ["csv", "ndjson"])]
-    format: String,
+    pub(crate) format: String,
 }
 
 #[derive(Args)]
-struct Import {
+pub(crate) struct Import {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The file `perfstats export` wrote (CSV or NDJSON, told apart by content).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The new run's name (default: the file's name without its extension); it
     /// must not be taken.
     #[arg(long)]
-    run: Option<String>,
+    pub(crate) run: Option<String>,
     /// A label of the new run, k=v (repeatable).
     #[arg(long = "label", value_name = "K=V")]
-    labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
 }
 
 #[derive(Args)]
-struct Serve {
+pub(crate) struct Serve {
     /// Address to listen on; use 0.0.0.0:12345 to accept other containers.
     #[arg(long, env = "PERFSTATS_LISTEN", default_value = "127.0.0.1:12345")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// SQLite database file (created when missing).
     #[arg(long, env = "PERFSTATS_DB", default_value = "perfstats.db")]
-    db: PathBuf,
+    pub(crate) db: PathBuf,
     /// Keep reports in RAM only, instead of in the database.
     #[arg(long, env = "PERFSTATS_MEMORY", conflicts_with = "db")]
-    memory: bool,
+    pub(crate) memory: bool,
     /// With --memory: keep at most this many reports, evicting the oldest.
     #[arg(long, env = "PERFSTATS_MAX_REPORTS", default_value_t = 1_000_000)]
-    max_reports: usize,
+    pub(crate) max_reports: usize,
     /// Start a new run with this name instead of continuing the latest one.
     #[arg(long, env = "PERFSTATS_NEW_RUN")]
-    new_run: Option<String>,
+    pub(crate) new_run: Option<String>,
     /// A label of the --new-run, k=v (repeatable; the variable takes a
     /// comma-separated list).
     #[arg(
@@ -298,32 +291,32 @@ struct Serve {
         value_delimiter = ',',
         requires = "new_run"
     )]
-    labels: Vec<String>,
+    pub(crate) labels: Vec<String>,
     /// Require `authorization: Bearer <TOKEN>` for writes (gRPC reports, POST /send,
     /// POST /api/runs).
     #[arg(long, env = "PERFSTATS_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Require a bearer token (this one or --token) for reads of the API too.
     #[arg(long, env = "PERFSTATS_READ_TOKEN", hide_env_values = true)]
-    read_token: Option<String>,
+    pub(crate) read_token: Option<String>,
     /// Label at most this many senders by name in /metrics; the rest count under sender="".
     #[arg(long, env = "PERFSTATS_METRICS_MAX_SENDERS", default_value_t = DEFAULT_MAX_SENDER_LABELS)]
-    metrics_max_senders: usize,
+    pub(crate) metrics_max_senders: usize,
     /// Connections at once (lowered to fit the descriptor limit, which is raised to
     /// its hard limit at start); past it, connections that have not sent a whole
     /// request yet are closed first.
     #[arg(long, env = "PERFSTATS_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Live-stream (SSE) subscribers at once; more get 503 with Retry-After.
     #[arg(long, env = "PERFSTATS_MAX_SUBSCRIBERS", default_value_t = DEFAULT_MAX_SUBSCRIBERS)]
-    max_subscribers: usize,
+    pub(crate) max_subscribers: usize,
     /// Exports being written at once; more get 503 with Retry-After.
     #[arg(long, env = "PERFSTATS_MAX_EXPORTS", default_value_t = DEFAULT_MAX_EXPORTS)]
-    max_exports: usize,
+    pub(crate) max_exports: usize,
     /// Bytes of text (senders and messages) all open ReportStats calls may hold
     /// together; a call past it gets RESOURCE_EXHAUSTED and stores nothing.
     #[arg(long, env = "PERFSTATS_MAX_STREAM_TEXT", default_value_t = DEFAULT_MAX_STREAM_TEXT)]
-    max_stream_text: usize,
+    pub(crate) max_stream_text: usize,
     /// A DNS name browsers may use to reach the server, besides IP addresses and
     /// localhost (repeatable; the variable takes a comma-separated list; * for any).
     #[arg(
@@ -332,7 +325,7 @@ struct Serve {
         value_name = "NAME",
         value_delimiter = ','
     )]
-    allow_host: Vec<String>,
+    pub(crate) allow_host: Vec<String>,
     /// Serve TLS (gRPC and HTTPS on the one port) with this certificate chain (PEM).
     #[arg(
         long,
@@ -340,7 +333,7 @@ struct Serve {
         value_name = "PEM",
         requires = "tls_key"
     )]
-    tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
     #[arg(
         long,
@@ -348,7 +341,7 @@ struct Serve {
         value_name = "PEM",
         requires = "tls_cert"
     )]
-    tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// Share one replicated NATS JetStream stream with other perfstats servers,
     /// through these NATS servers (comma-separated nats://host:port). Writes go to
     /// the stream; this server applies the stream to its own --db or --memory store.
@@ -358,18 +351,18 @@ struct Serve {
         value_name = "URLS",
         value_delimiter = ','
     )]
-    nats: Vec<String>,
+    pub(crate) nats: Vec<String>,
     /// With --nats: the stream's name (its subjects are NAME.reports and NAME.runs).
     #[arg(long, env = "PERFSTATS_NATS_STREAM", value_name = "NAME", default_value = cluster::DEFAULT_STREAM)]
-    nats_stream: String,
+    pub(crate) nats_stream: String,
     /// With --nats: replicas of the stream when this server makes it (default 3, or
     /// one per URL when fewer are given).
     #[arg(long, env = "PERFSTATS_NATS_REPLICAS", value_name = "N")]
-    nats_replicas: Option<usize>,
+    pub(crate) nats_replicas: Option<usize>,
     /// With --nats: how long JetStream drops a second copy of a report_id, for a
     /// stream made here (e.g. 2h, 30m, 90s).
     #[arg(long, env = "PERFSTATS_NATS_DEDUPE_WINDOW", value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
-    nats_dedupe_window: Duration,
+    pub(crate) nats_dedupe_window: Duration,
     /// With TLS: require a client certificate signed by this CA (PEM) for writes.
     #[arg(
         long,
@@ -377,174 +370,31 @@ struct Serve {
         value_name = "PEM",
         requires = "tls_cert"
     )]
-    client_ca: Option<PathBuf>,
+    pub(crate) client_ca: Option<PathBuf>,
 }
 
 #[derive(Args)]
-struct Report {
+pub(crate) struct Report {
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
     /// The reporting node, e.g. its container name.
     #[arg(long)]
-    sender: String,
+    pub(crate) sender: String,
     /// The event: new-block-received, NEW_BLOCK_RECEIVED, EVENT_NEW_BLOCK_RECEIVED,
     /// Event_NewBlockReceived or 83.
     #[arg(long)]
-    event: Event,
+    pub(crate) event: Event,
     /// Free text about the event (required, at most 4 KiB).
     #[arg(long)]
-    message: String,
+    pub(crate) message: String,
     /// When it happened, in Unix nanoseconds (default: the server's receive time).
     #[arg(long, default_value_t = 0)]
-    time: i64,
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let outcome = match Cli::parse().command {
-        Command::Check(check) => return run_check(check).await,
-        command => run(command).await,
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("perfstats: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Carries out one command; the error is the line printed before exiting 1.
-async fn run(command: Command) -> Result<(), String> {
-    let out = &mut std::io::stdout();
-    match command {
-        Command::Serve(serve) => run_server(serve).await,
-        Command::Report(report) => send_report(report).await,
-        Command::Tail(tail) => {
-            let filter = TailFilter {
-                run: tail.run,
-                sender: tail.sender,
-                event: tail.event.map(|event| event.as_str_name().to_string()),
-                count: tail.count,
-            };
-            terminal::tail(&tail.remote.http()?, &filter, out).await
-        }
-        Command::Export(export) => {
-            let http = export.remote.http()?;
-            terminal::export(&http, export.run.as_deref(), &export.format, out)
-                .await
-                .map(drop)
-        }
-        Command::Import(import) => {
-            let run = import
-                .run
-                .or_else(|| import::default_run_name(&import.file));
-            let options = import::ImportOptions {
-                run: run.ok_or("--run: the file's name gives none: name the run")?,
-                labels: labels::parse_all(import.labels.iter().map(String::as_str))
-                    .map_err(|error| format!("--label: {error}"))?,
-            };
-            let (http, grpc) = (import.remote.http()?, import.remote.grpc()?);
-            let progress = import::progress_wanted();
-            let imported =
-                import::import_file(&http, &grpc, &import.file, &options, progress).await?;
-            println!("{imported}");
-            Ok(())
-        }
-        Command::Runs(list) => match list.action {
-            None => runs::list(&list.remote.http()?, &list.labels, list.format.get(), out).await,
-            Some(RunsAction::New {
-                remote,
-                name,
-                labels,
-                format,
-            }) => runs::start(&remote.http()?, &name, &labels, format.get(), out).await,
-            Some(RunsAction::Label {
-                remote,
-                run,
-                labels,
-                replace,
-                format,
-            }) => runs::label(&remote.http()?, &run, &labels, replace, format.get(), out).await,
-        },
-        Command::Sweep(sweep) => {
-            let format = match sweep.format.as_str() {
-                "json" => perfstats::client::sweep::SweepFormat::Json,
-                "csv" => perfstats::client::sweep::SweepFormat::Csv,
-                _ => perfstats::client::sweep::SweepFormat::Table,
-            };
-            let http = sweep.remote.http()?;
-            perfstats::client::sweep::sweep(&http, &sweep.by, &sweep.labels, format, out).await
-        }
-        Command::Compare(compare) => {
-            let format = match compare.format.as_str() {
-                "json" => terminal::CompareFormat::Json,
-                _ => terminal::CompareFormat::Table,
-            };
-            let http = compare.remote.http()?;
-            terminal::compare(&http, &compare.a, &compare.b, format, out).await
-        }
-        Command::Check(_) => unreachable!("main runs check, for its own exit codes"),
-    }
-}
-
-/// `check`: exits 0 when every check passed, 1 when one failed (or the server
-/// could not answer), 2 for a bad check or an unknown run.
-async fn run_check(check: Check) -> ExitCode {
-    let request = CheckRequest {
-        run: check.run,
-        baseline: check.baseline,
-        expect: check.expect,
-        max_regression: check.max_regression,
-    };
-    let format = match check.format.as_str() {
-        "json" => CheckFormat::Json,
-        _ => CheckFormat::Table,
-    };
-    let outcome = match check.remote.http() {
-        Ok(http) => {
-            let junit = check.junit.as_deref();
-            check::check(&http, &request, format, junit, &mut std::io::stdout()).await
-        }
-        Err(message) => Err(CheckError {
-            exit_code: 1,
-            message,
-        }),
-    };
-    match outcome {
-        Ok(passed) => ExitCode::from(u8::from(!passed)),
-        Err(error) => {
-            eprintln!("perfstats: {}", error.message);
-            ExitCode::from(error.exit_code)
-        }
-    }
-}
-
-/// `serve`: the library assembles the server; this binds and waits for a signal.
-async fn run_server(serve: Serve) -> Result<(), String> {
-    let listen = serve.listen;
-    let service = Service::open(serve.into_config()?).await?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-    let address = listener.local_addr().map_err(|error| error.to_string())?;
-    println!(
-        "perfstats listening on {}://{address} (run {:?})",
-        service.scheme(),
-        service.current_run().name
-    );
-    service.run(listener, shutdown_signal()).await
+    pub(crate) time: i64,
 }
 
 impl Serve {
     /// What the library needs to assemble the server.
-    fn into_config(self) -> Result<ServeConfig, String> {
+    pub(crate) fn into_config(self) -> Result<ServeConfig, String> {
         let new_run_labels = labels::parse_all(self.labels.iter().map(String::as_str))
             .map_err(|error| format!("--label: {error}"))?;
         let backend = if self.memory {
@@ -593,38 +443,8 @@ impl Serve {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-}
-
-async fn send_report(report: Report) -> Result<(), String> {
-    let client = report.remote.grpc()?;
-    let data = PerformanceData::new(report.time, report.sender, report.event, report.message);
-    let ack = client
-        .send_performance_stat_with_retries(data)
-        .await
-        .map_err(|status| format!("{:?}: {}", status.code(), status.message()))?;
-    println!(
-        "seq={} run={} duplicate={}",
-        ack.seq, ack.run, ack.duplicate
-    );
-    Ok(())
-}
-
 /// A duration as `90s`, `30m`, `2h` or `500ms`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
