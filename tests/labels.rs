@@ -153,7 +153,10 @@ async fn every_rule_is_a_400_naming_it() {
             "labels.k: a value must not contain control",
         ),
         (json!({"labels": many}), "labels: at most 32 a run"),
-        (json!({"labels": {"k": 40}}), "body: expected"),
+        (
+            json!({"labels": {"k": 40}}),
+            "labels.k: a value must be a string",
+        ),
         (json!({"labels": ["k=v"]}), "body: expected"),
         (json!({"name": "x", "tags": {}}), "unknown field"),
     ];
@@ -221,6 +224,25 @@ async fn put_is_a_write_for_browsers_and_tokens() {
     assert_eq!(same_site.status(), 200, "{}", same_site.body());
     assert_eq!(state.store.current_run().labels["k"], "v");
 
+    // The page passes its read token as ?token= on every read, filters too.
+    let reader = BinaryServer::start(&["--memory", "--read-token", "peek"]);
+    for path in [
+        "/api/runs?token=peek&label=k",
+        "/api/sweep?by=k&token=peek",
+        "/api/check?run=1&token=peek&expect=nodes%20%3E=%200",
+    ] {
+        let answer = http()
+            .get(format!("{}{path}", reader.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            200,
+            "{path}: {}",
+            answer.text().await.unwrap()
+        );
+    }
     let locked = BinaryServer::start(&["--memory", "--token", "sesame"]);
     let unauthorised = http()
         .put(format!("{}/api/runs/1/labels", locked.url))

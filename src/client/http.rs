@@ -206,6 +206,7 @@ impl HttpClient {
     ) -> Result<Body, HttpError> {
         let failed = |status: Option<u16>, message: String| HttpError { status, message };
         let url = format!("{base}{path_and_query}");
+        let method_is_read = method == hyper::Method::GET;
         let mut request = hyper::Request::builder().method(method).uri(&url);
         if let Some(token) = &self.token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -217,8 +218,10 @@ impl HttpClient {
             .body(Full::new(body))
             .map_err(|error| failed(None, format!("{url}: {error}")))?;
         let response = self.inner.request(request);
-        // With others to ask, a server that accepts and never answers is passed over.
-        let response = if self.bases.len() > 1 {
+        // With others to ask, a server that accepts and never answers is passed over;
+        // not for a write, which a slow server may still carry out (a second server
+        // would then start a second run).
+        let response = if self.bases.len() > 1 && method_is_read {
             tokio::time::timeout(FAILOVER_ANSWER_TIMEOUT, response)
                 .await
                 .map_err(|_| {

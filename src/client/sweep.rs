@@ -50,13 +50,16 @@ pub async fn sweep(
     emit(out, printed.as_bytes()).map(drop)
 }
 
+/// Milliseconds to two decimals ("–" for none; never "-0.00").
 fn ms(value: &Value) -> String {
-    value.as_f64().map_or("–".into(), |ms| format!("{ms:.2}"))
+    value.as_f64().map_or("–".into(), |ms| {
+        format!("{:.2}", if ms.abs() < 0.005 { 0.0 } else { ms })
+    })
 }
 
 fn interval(value: &Value) -> String {
     match (value[0].as_f64(), value[1].as_f64()) {
-        (Some(low), Some(high)) => format!("[{low:.2}, {high:.2}]"),
+        (Some(_), Some(_)) => format!("[{}, {}]", ms(&value[0]), ms(&value[1])),
         _ => "[–]".into(),
     }
 }
@@ -126,8 +129,8 @@ fn table(answer: &Value) -> String {
         }
         text.push_str(&format!(
             " {:>8} {:>9} {:>10} {:>10}\n",
-            run["rounds_flagged"],
-            run["winners_disagreeing"],
+            run["rounds_flagged"].to_string(),
+            run["winners_disagreeing"].to_string(),
             ms(&run["sync"]["median_ms"]),
             ms(&run["sync"]["slowest_ms"])
         ));

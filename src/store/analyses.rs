@@ -79,15 +79,24 @@ impl Analyses {
     }
 
     /// Runs `build` (on the blocking pool) in the turn of analysis builds, without
-    /// keeping what it builds: for figures of a run nobody reads whole.
+    /// keeping what it builds: for figures of a run nobody reads whole. The build
+    /// holds its turn until it ends, even if the caller goes away meanwhile.
     pub(super) async fn build_once<T: Send + 'static>(
         &self,
         build: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let _turn = self.builds.acquire().await.expect("never closed");
-        tokio::task::spawn_blocking(build)
+        let turn = self
+            .builds
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|error| Error::Unavailable(format!("analysis: building failed: {error}")))?
+            .expect("never closed");
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            build()
+        })
+        .await
+        .map_err(|error| Error::Unavailable(format!("analysis: building failed: {error}")))?
     }
 
     /// Run `run`'s analysis, from `build` (run on the blocking pool) the first time.

@@ -335,7 +335,14 @@ impl Store {
     /// finished run's kept once computed (its analysis is used when built, else
     /// built once for them and dropped: O(run) of CPU, once).
     pub async fn figures(&self, run: u64) -> Result<Arc<RunFigures>, Error> {
-        if let Some(kept) = self.shared.figures.get(run) {
+        let evicted = {
+            let runs = self.shared.runs.read().expect("runs lock");
+            runs.all
+                .iter()
+                .find(|info| info.id == run)
+                .map_or(0, |info| info.evicted)
+        };
+        if let Some(kept) = self.shared.figures.get(run, evicted) {
             return Ok(kept);
         }
         let current = self.current_run().id == run;
@@ -361,7 +368,7 @@ impl Store {
         // Only a finished run's are final; `current` was read before they were
         // computed, so a run that ended meanwhile is just not kept this time.
         if !current {
-            self.shared.figures.keep(run, figures.clone());
+            self.shared.figures.keep(run, evicted, figures.clone());
         }
         Ok(figures)
     }

@@ -4,11 +4,13 @@
 /** The page's `?token=`, passed on every read and write (null: none). */
 export const token = new URLSearchParams(location.search).get('token');
 
-/** `path` with the non-empty `params` and the token as its query. */
+/** `path` with the non-empty `params` (an array value: the key repeated) and the token as its query. */
 export function url(path, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
-    if (value !== '' && value != null) query.set(key, value);
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one !== '' && one != null) query.append(key, one);
+    }
   }
   if (token) query.set('token', token);
   const text = query.toString();

@@ -43,8 +43,8 @@ function xOf(data) {
 function intercept(data, kind, slope) {
   const xs = xOf(data);
   const rest = data.runs
-    .map((run, i) => run.kinds[kind].p50_ms - slope * xs[i])
-    .filter((value) => Number.isFinite(value))
+    .map((run, i) => (run.kinds[kind].p50_ms == null ? null : run.kinds[kind].p50_ms - slope * xs[i]))
+    .filter((value) => value != null && Number.isFinite(value))
     .sort((a, b) => a - b);
   if (!rest.length) return null;
   const mid = rest.length >> 1;
@@ -225,9 +225,7 @@ export async function showSweep({ by, labels }) {
   $('sweep').hidden = false;
   $('live-link').hidden = false;
   $('live-link').href = url('/');
-  const params = new URLSearchParams({ by });
-  for (const label of labels) params.append('label', label);
-  const data = await getJson(`/api/sweep?${params}`);
+  const data = await getJson('/api/sweep', { by, label: labels });
   sweep.data = data;
   $('sweep-title').textContent = `Sweep of ${data.by}${labels.length ? ` (${labels.join(', ')})` : ''}`;
   $('sweep-note').textContent = data.runs_matching > data.runs.length

@@ -282,15 +282,8 @@ pub(crate) struct Serve {
     /// Start a new run with this name instead of continuing the latest one.
     #[arg(long, env = "PERFSTATS_NEW_RUN")]
     pub(crate) new_run: Option<String>,
-    /// A label of the --new-run, k=v (repeatable; the variable takes a
-    /// comma-separated list).
-    #[arg(
-        long = "label",
-        env = "PERFSTATS_LABEL",
-        value_name = "K=V",
-        value_delimiter = ',',
-        requires = "new_run"
-    )]
+    /// A label of the --new-run, k=v (repeatable).
+    #[arg(long = "label", value_name = "K=V", requires = "new_run")]
     pub(crate) labels: Vec<String>,
     /// Require `authorization: Bearer <TOKEN>` for writes (gRPC reports, POST /send,
     /// POST /api/runs).

@@ -51,6 +51,8 @@ impl CheckParams {
                 "baseline" => once(&mut params.baseline)?,
                 "expect" => params.expect.push(value),
                 "max_regression" => params.max_regression.push(value),
+                // The page's read token, which the token check has read.
+                "token" => {}
                 _ => {
                     return Err(Error::BadRequest(format!(
                         "{name}: unknown parameter (expected run, baseline, expect, max_regression)"

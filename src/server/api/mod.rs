@@ -45,10 +45,13 @@ async fn read_analysis<T: Send + 'static>(
         .map_err(|error| Error::Unavailable(format!("analysis failed: {error}")))?
 }
 
-/// A query string's parameters in order, repeated ones kept (`label=a&label=b`).
+/// A query string's parameters in order, repeated ones kept (`label=a&label=b`),
+/// without `token` (the page's read token, which the token check has read).
 fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Error> {
-    serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|error| Error::BadRequest(format!("query: {error}")))
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|error| Error::BadRequest(format!("query: {error}")))?;
+    pairs.retain(|(name, _)| name != "token");
+    Ok(pairs)
 }
 
 /// The `run` parameter alone.

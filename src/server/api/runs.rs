@@ -42,7 +42,26 @@ pub(super) fn label_filter(query: Option<&str>) -> Result<Filter, Error> {
 pub struct NewRun {
     name: Option<String>,
     #[serde(default)]
-    labels: Labels,
+    labels: LabelsJson,
+}
+
+/// Labels as sent: a JSON object whose values are checked one by one, so that a
+/// value that is not a string is refused naming its label.
+type LabelsJson = serde_json::Map<String, serde_json::Value>;
+
+/// The labels of `json`, each value a string, every rule checked.
+fn labels_of(json: LabelsJson) -> Result<Labels, Error> {
+    let labels = json
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(value) => Ok((key, value)),
+            other => Err(Error::BadRequest(format!(
+                "labels.{key}: a value must be a string (got {other})"
+            ))),
+        })
+        .collect::<Result<Labels, Error>>()?;
+    labels::check(&labels)?;
+    Ok(labels)
 }
 
 /// `POST /api/runs {"name", "labels": {"k": "v"}}`: starts a new run, which
@@ -63,7 +82,7 @@ pub async fn new_run(
             r#"{"name": "…", "labels": {"key": "value"}}"#,
         )?
     };
-    labels::check(&labels)?;
+    let labels = labels_of(labels)?;
     Ok(Json(state.writes.new_run(name, labels).await?))
 }
 
@@ -75,8 +94,7 @@ pub async fn set_labels(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<RunInfo>, Error> {
-    let labels: Labels = json_body(&headers, &body, r#"{"key": "value", …}"#)?;
-    labels::check(&labels)?;
+    let labels = labels_of(json_body(&headers, &body, r#"{"key": "value", …}"#)?)?;
     let run = state.store.resolve_run(Some(&run))?;
     Ok(Json(state.writes.set_labels(&run, labels).await?))
 }
