@@ -177,7 +177,7 @@ impl Metrics {
         held.set(gauges.stream_text_bytes as i64);
         registry.register(
             "perfstats_stream_text_bytes",
-            "Text reserved by open ReportStats calls (counts against --max-stream-text)",
+            "Bytes reserved by open ReportStats calls for the reports they hold (counts against --max-stream-text)",
             held,
         );
         let gauge = Gauge::<i64>::default();

@@ -300,6 +300,44 @@ async fn a_reports_page_is_bounded_by_bytes_and_paging_misses_nothing() {
     server.stop().await;
 }
 
+/// The budget counts what reports hold, not just their text: 40,000 reports of
+/// two bytes of text each are 80 KB of text but about 10 MB held (structures, ids,
+/// allocations), so with a budget of 4 MiB the stream is refused and nothing of it
+/// stored. (Issue: 64 streams of tiny reports held 1.42 GB while 64 MiB of text
+/// was counted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_reports_count_what_they_hold_not_their_text() {
+    let server = support::spawn_with_limits(LimitsConfig {
+        max_stream_text: 4 << 20,
+        ..LimitsConfig::default()
+    })
+    .await;
+    let mut client = PerformanceStatsClient::new(
+        tonic::transport::Endpoint::from_shared(server.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let tiny: Vec<PerformanceData> = (0..40_000).map(|_| report("n", "m")).collect();
+    let status = support::within(WAIT, "the tiny stream's answer", async {
+        client.report_stats(tokio_stream::iter(tiny)).await
+    })
+    .await
+    .expect_err("40,000 held reports are past 4 MiB");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        server.store.current_run().reports,
+        0,
+        "nothing of it stored"
+    );
+    // 10,000 of them (about 2 MB held) fit, and are stored.
+    let fits: Vec<PerformanceData> = (0..10_000).map(|_| report("n", "m")).collect();
+    let ack = client.report_stats(tokio_stream::iter(fits)).await.unwrap();
+    assert_eq!(ack.into_inner().accepted, 10_000);
+    server.stop().await;
+}
+
 /// All open `ReportStats` streams share one budget of text: past it a stream is
 /// refused with RESOURCE_EXHAUSTED and nothing of it is stored; the budget comes
 /// back when streams end. (Issue: 8 open streams reached 617 MB.)

@@ -148,23 +148,47 @@ enum Collect {
     Broken(Status),
 }
 
-/// Text reserved from the global budget at a time while a stream is collected.
+/// Bytes reserved from the global budget at a time while a stream is collected.
 const TEXT_RESERVATION: usize = 1 << 20;
+/// What the allocator keeps beside each heap block (its header and rounding), as
+/// glibc's malloc does for small blocks: counted for each string a report holds.
+const ALLOCATION_OVERHEAD: usize = 16;
 
-/// Reads and validates every report of a stream; nothing is stored yet. Its text
-/// counts against `limits` (all open streams together) while the returned share
-/// is held.
+/// The heap a report's strings hold, as the allocator counts it.
+fn heap_bytes(report: &Report) -> usize {
+    [&report.sender, &report.message, &report.report_id]
+        .iter()
+        .map(|text| text.capacity() + ALLOCATION_OVERHEAD)
+        .sum()
+}
+
+/// Reads and validates every report of a stream; nothing is stored yet. What its
+/// reports hold (their structures, as the growing list reserves them, and their
+/// ids, senders and messages) counts against `limits` (all open streams together)
+/// while the returned share is held: a stream of tiny reports costs its ~200 bytes
+/// each, not its few bytes of text.
 async fn collect(
     mut stream: Streaming<PerformanceData>,
     limits: &Limits,
 ) -> Result<(Vec<Report>, Option<Share>), Collect> {
-    let mut reports = Vec::new();
-    let mut bytes = 0;
+    let mut reports: Vec<Report> = Vec::new();
+    let (mut text, mut heap) = (0, 0);
     let mut reserved = 0;
     let mut held: Option<Share> = None;
     while let Some(data) = stream.message().await.map_err(Collect::Broken)? {
         let position = reports.len();
-        bytes += data.sender.len() + data.message.len();
+        text += data.sender.len() + data.message.len();
+        // What the reports so far hold, and this one's text and slot, which it is
+        // about to (the list doubles when full, as Vec does).
+        let slots = match reports.len() == reports.capacity() {
+            true => (reports.capacity() * 2).max(4),
+            false => reports.capacity(),
+        };
+        let bytes = slots * std::mem::size_of::<Report>()
+            + heap
+            + data.sender.len()
+            + data.message.len()
+            + ALLOCATION_OVERHEAD * 3;
         while bytes > reserved {
             let share = limits
                 .stream_text(TEXT_RESERVATION)
@@ -175,7 +199,7 @@ async fn collect(
                 None => held = Some(share),
             }
         }
-        if position == MAX_STREAM_REPORTS || bytes > MAX_STREAM_BYTES {
+        if position == MAX_STREAM_REPORTS || text > MAX_STREAM_BYTES {
             return Err(Collect::Refused(Error::BadRequest(format!(
                 "stream: at most {MAX_STREAM_REPORTS} reports and {MAX_STREAM_BYTES} bytes of text per \
                  ReportStats call; nothing was stored"
@@ -186,6 +210,7 @@ async fn collect(
                 "report {position} (counting from 0): {invalid}; nothing of this stream was stored"
             )))
         })?;
+        heap += heap_bytes(&report);
         reports.push(report);
     }
     Ok((reports, held))

@@ -28,8 +28,8 @@ pub struct LimitsConfig {
     pub max_subscribers: usize,
     /// Exports at once (`--max-exports`).
     pub max_exports: usize,
-    /// Bytes of text held by open `ReportStats` streams together
-    /// (`--max-stream-text`).
+    /// Bytes the reports of open `ReportStats` streams hold together: their
+    /// structures, ids, senders and messages (`--max-stream-text`).
     pub max_stream_text: usize,
     /// Connections at once (`--max-connections`; lowered to fit the descriptor
     /// limit).
@@ -133,7 +133,7 @@ impl Limits {
             .saturating_sub(self.stream_text.available_permits())
     }
 
-    /// `bytes` more of text for an open `ReportStats` stream, or `Busy` when all
+    /// `bytes` more for an open `ReportStats` stream's reports, or `Busy` when all
     /// open streams together would hold more than `max_stream_text`.
     pub fn stream_text(&self, bytes: usize) -> Result<Share, Error> {
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
@@ -143,7 +143,7 @@ impl Limits {
             .map(Share)
             .map_err(|_| {
                 Error::Busy(format!(
-                    "stream: open ReportStats calls hold {} bytes of text already (--max-stream-text); \
+                    "stream: open ReportStats calls hold {} bytes of reports already (--max-stream-text); \
                      nothing of this stream was stored, try again later",
                     self.config.max_stream_text
                 ))

@@ -142,15 +142,29 @@ impl Checks {
                 "max_regression: needs a baseline (the run to compare with)".into(),
             ));
         }
+        let regressions: Vec<MaxRegression> = max_regression
+            .iter()
+            .map(|text| MaxRegression::parse(text))
+            .collect::<Result<_, _>>()?;
+        // One allowance a metric: each costs two bootstraps under the run's analysis
+        // lock, so at most 9 (3 kinds × 3 quantiles), not 100.
+        for (at, regression) in regressions.iter().enumerate() {
+            if regressions[..at]
+                .iter()
+                .any(|before| (before.kind, before.stat) == (regression.kind, regression.stat))
+            {
+                return Err(Error::BadRequest(format!(
+                    "max_regression: {} is given twice (one allowance a metric)",
+                    Metric::Latency(regression.kind, regression.stat).name()
+                )));
+            }
+        }
         Ok(Checks {
             expectations: expect
                 .iter()
                 .map(|text| Expectation::parse(text))
                 .collect::<Result<_, _>>()?,
-            regressions: max_regression
-                .iter()
-                .map(|text| MaxRegression::parse(text))
-                .collect::<Result<_, _>>()?,
+            regressions,
         })
     }
 
@@ -433,6 +447,20 @@ mod tests {
             "synced.p50: no value (no node reported INITIAL_SYNC_COMPLETED)"
         );
         assert!(empty.outcomes[1].passed);
+    }
+
+    #[test]
+    fn a_regression_metric_is_allowed_once() {
+        let twice = ["block.p50=10%".to_string(), "block.p50=20%".to_string()];
+        let Err(refused) = Checks::parse(&[], &twice, true) else {
+            panic!("a metric given twice is refused");
+        };
+        assert!(
+            refused.to_string().contains("block.p50 is given twice"),
+            "{refused}"
+        );
+        let each = ["block.p50=10%".to_string(), "block.p99=10%".to_string()];
+        assert!(Checks::parse(&[], &each, true).is_ok());
     }
 
     #[test]

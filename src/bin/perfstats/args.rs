@@ -306,8 +306,9 @@ pub(crate) struct Serve {
     /// Exports being written at once; more get 503 with Retry-After.
     #[arg(long, env = "PERFSTATS_MAX_EXPORTS", default_value_t = DEFAULT_MAX_EXPORTS)]
     pub(crate) max_exports: usize,
-    /// Bytes of text (senders and messages) all open ReportStats calls may hold
-    /// together; a call past it gets RESOURCE_EXHAUSTED and stores nothing.
+    /// Bytes all open ReportStats calls may hold together for their reports (each
+    /// report's structure, id, sender and message); a call past it gets
+    /// RESOURCE_EXHAUSTED and stores nothing.
     #[arg(long, env = "PERFSTATS_MAX_STREAM_TEXT", default_value_t = DEFAULT_MAX_STREAM_TEXT)]
     pub(crate) max_stream_text: usize,
     /// A DNS name browsers may use to reach the server, besides IP addresses and
