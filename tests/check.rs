@@ -123,19 +123,9 @@ fn forty_ms_on_the_light_nodes_fails_and_noise_passes_in_100_seeded_trials() {
 /// Runs `perfstats check ARGS…` against `url` (no PERFSTATS_* variables), within
 /// the command deadline.
 async fn perfstats_check(url: &str, args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
-    command.arg("check").args(["--addr", url]).args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PERFSTATS_") {
-            command.env_remove(name);
-        }
-    }
-    let what = format!("perfstats check {}", args.join(" "));
-    tokio::task::spawn_blocking(move || {
-        support::output_within(&mut command, support::COMMAND_DEADLINE, &what)
-    })
-    .await
-    .unwrap()
+    let mut all = vec!["check", "--addr", url];
+    all.extend_from_slice(args);
+    support::perfstats_off_runtime(&all).await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -442,20 +432,9 @@ impl JunitCases {
     }
 }
 
-/// The Python of target/tools/py (scripts/test.sh installs junitparser there), or
-/// `PERFSTATS_PYTHON`.
+/// The Python of target/tools/py (scripts/test.sh installs junitparser there).
 fn python() -> PathBuf {
-    let path = std::env::var_os("PERFSTATS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/py/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/test.sh (pip junitparser)",
-        path.display()
-    );
-    path
+    support::tools_python("junitparser")
 }
 
 /// Reads `file` with junitparser: the first suite's counts, and its cases.

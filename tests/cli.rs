@@ -9,28 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use support::BinaryServer;
 
-/// Runs `perfstats ARGS…` with no PERFSTATS_* variables set, at most
-/// [`support::COMMAND_DEADLINE`] (a hung command fails the test, naming itself).
-fn perfstats(args: &[&str]) -> std::process::Output {
-    perfstats_env(args, &[])
-}
-
-/// Runs `perfstats ARGS…` with only the given PERFSTATS_* variables set.
-fn perfstats_env(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
-    command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PERFSTATS_") {
-            command.env_remove(name);
-        }
-    }
-    command.envs(envs.iter().copied());
-    support::output_within(
-        &mut command,
-        support::COMMAND_DEADLINE,
-        &format!("perfstats {}", args.join(" ")),
-    )
-}
+use support::{perfstats, perfstats_env};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()

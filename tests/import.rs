@@ -11,7 +11,6 @@ use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use support::TestServer;
 
 const MS: i64 = 1_000_000;
@@ -111,30 +110,9 @@ fn network() -> Vec<PerformanceData> {
     reports
 }
 
-/// Runs `perfstats ARGS…` (no PERFSTATS_* variables) within the command deadline.
-fn perfstats(args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
-    command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PERFSTATS_") {
-            command.env_remove(name);
-        }
-    }
-    support::output_within(
-        &mut command,
-        support::COMMAND_DEADLINE,
-        &format!("perfstats {}", args.join(" ")),
-    )
-}
-
 /// Runs `perfstats ARGS…` off the runtime (the servers are in this process).
 async fn run(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        perfstats(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap()
+    support::perfstats_off_runtime(args).await
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -11,14 +11,20 @@ use axum::body::Body;
 use axum::http::Request;
 use perfstats::store::Backend;
 use serde_json::{Value, json};
-use std::process::Command;
-use support::{BinaryServer, TestServer, http, oneshot, spawn_with};
+use support::{BinaryServer, TestServer, http, oneshot, perfstats, spawn_with};
 
-async fn post_run(server: &TestServer, body: Value) -> (u16, Value) {
+/// Sends `body` as JSON with `method` to `path`; the status and the answer (JSON,
+/// or its text as a string).
+async fn send(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: String,
+) -> (u16, Value) {
     let response = http()
-        .post(format!("{}/api/runs", server.url()))
+        .request(method, format!("{}{path}", server.url()))
         .header("content-type", "application/json")
-        .body(body.to_string())
+        .body(body)
         .send()
         .await
         .unwrap();
@@ -30,20 +36,13 @@ async fn post_run(server: &TestServer, body: Value) -> (u16, Value) {
     )
 }
 
+async fn post_run(server: &TestServer, body: Value) -> (u16, Value) {
+    send(server, reqwest::Method::POST, "/api/runs", body.to_string()).await
+}
+
 async fn put_labels(server: &TestServer, run: &str, body: &str) -> (u16, Value) {
-    let response = http()
-        .put(format!("{}/api/runs/{run}/labels", server.url()))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let path = format!("/api/runs/{run}/labels");
+    send(server, reqwest::Method::PUT, &path, body.to_string()).await
 }
 
 /// The names of the runs `GET /api/runs?QUERY` lists.
@@ -261,21 +260,6 @@ async fn put_is_a_write_for_browsers_and_tokens() {
         .await
         .unwrap();
     assert_eq!(authorised.status(), 200);
-}
-
-fn perfstats(args: &[&str]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
-    command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PERFSTATS_") {
-            command.env_remove(name);
-        }
-    }
-    support::output_within(
-        &mut command,
-        support::COMMAND_DEADLINE,
-        &format!("perfstats {}", args.join(" ")),
-    )
 }
 
 fn stdout(output: &std::process::Output) -> String {

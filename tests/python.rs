@@ -8,17 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn python() -> PathBuf {
-    let path = std::env::var_os("PERFSTATS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/py/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} missing: run scripts/test.sh (pip grpcio grpcio-tools)",
-        path.display()
-    );
-    path
+    support::tools_python("grpcio grpcio-tools")
 }
 
 async fn run(args: Vec<String>) -> std::process::Output {

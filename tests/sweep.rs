@@ -12,7 +12,6 @@ use perfstats::{Event, PerformanceData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use std::process::Command;
 use support::TestServer;
 
 const MS: i64 = 1_000_000;
@@ -265,18 +264,10 @@ async fn the_command_line_prints_the_sweep_as_a_table_json_and_csv() {
         .await;
     }
     let sweep = |format: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
-        command.args([
-            "sweep",
-            "--by",
-            "netem_ms",
-            "--addr",
-            &server.url(),
-            "--format",
-            format,
+        let url = server.url();
+        let output = support::perfstats(&[
+            "sweep", "--by", "netem_ms", "--addr", &url, "--format", format,
         ]);
-        let output =
-            support::output_within(&mut command, support::COMMAND_DEADLINE, "perfstats sweep");
         assert!(
             output.status.success(),
             "{}",

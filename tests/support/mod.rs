@@ -444,6 +444,55 @@ pub const HTTP_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a client command (`perfstats report|tail|export|runs`) may run.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Runs `perfstats ARGS…` with only the given PERFSTATS_* variables set, at most
+/// [`COMMAND_DEADLINE`] (a hung command fails the test, naming itself).
+pub fn perfstats_env(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_perfstats"));
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PERFSTATS_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(envs.iter().copied());
+    output_within(
+        &mut command,
+        COMMAND_DEADLINE,
+        &format!("perfstats {}", args.join(" ")),
+    )
+}
+
+/// Runs `perfstats ARGS…` with no PERFSTATS_* variables set (see [`perfstats_env`]).
+pub fn perfstats(args: &[&str]) -> std::process::Output {
+    perfstats_env(args, &[])
+}
+
+/// [`perfstats`] off the async runtime, for tests whose servers run in this process.
+pub async fn perfstats_off_runtime(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        perfstats(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
+/// The Python of target/tools/py, where scripts/test.sh installs the pip packages
+/// `installs` names, or `PERFSTATS_PYTHON`; a missing one fails the test saying so.
+pub fn tools_python(installs: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PERFSTATS_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/py/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/test.sh (pip {installs})",
+        path.display()
+    );
+    path
+}
+
 /// An HTTP client whose every request gives up after [`HTTP_DEADLINE`].
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
