@@ -671,3 +671,51 @@ fn missing_lists_are_capped_but_counted() {
     assert_eq!(whole.received_count, 1);
     assert_eq!(whole.latency_ms["n000"], 5e-6);
 }
+
+/// Receivers with thousands of receipts of a kind (their receipt times kept in
+/// blocks that fill, split and take old times in the middle: what the small runs
+/// above never reach), in each order, equal the fold: nodes, every round, the
+/// distributions and the counts of flagged rounds.
+#[test]
+fn long_runs_in_any_order_equal_the_fold() {
+    const ROUNDS: i64 = 1_500;
+    let mut rng = StdRng::seed_from_u64(22);
+    let nodes = ["n0", "n1", "n2", "n3"];
+    let mut raw: Vec<Raw> = Vec::new();
+    for node in nodes {
+        raw.push((node.into(), Event::Libp2pNodeIdKnown, T0, "id".into()));
+    }
+    for round in 0..ROUNDS {
+        let sent = T0 + 1_000 * MS + round * 20 * MS;
+        let message = format!("block {round}");
+        raw.push(("ra".into(), Event::RaNewBlockSent, sent, message));
+        for node in nodes {
+            if rng.random_bool(0.9) {
+                // Often after the next round began; some twice.
+                let at = sent + rng.random_range(1..=6) * 5 * MS;
+                raw.push((node.into(), Event::NewBlockReceived, at, "got it".into()));
+                if rng.random_bool(0.1) {
+                    raw.push((
+                        node.into(),
+                        Event::NewBlockReceived,
+                        at + 5 * MS,
+                        "again".into(),
+                    ));
+                }
+            }
+        }
+    }
+    for arrival in [Arrival::Production, Arrival::Reversed, Arrival::Shuffled] {
+        let run = arrange(raw.clone(), arrival, 7);
+        let reports = &run.reports;
+        let fold = analysis::analyse(reports);
+        let live = live(reports);
+        assert_eq!(live.nodes(), fold.nodes, "{arrival:?}");
+        assert_eq!(live.rounds(), fold.rounds, "{arrival:?}");
+        let summary = live.summary(10);
+        assert_eq!(summary.rounds_total, fold.rounds_total, "{arrival:?}");
+        assert_eq!(summary.rounds_flagged, fold.rounds_flagged, "{arrival:?}");
+        assert_eq!(summary.distributions, fold.distributions, "{arrival:?}");
+        assert!(fold.rounds_flagged > 0, "some rounds were missed");
+    }
+}

@@ -8,46 +8,26 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// (sender, event) series one window answers with counts of their own at most.
 pub const MAX_SERIES: usize = 1_000;
 
-/// Values by bucket number, sorted: reports mostly arrive in time order, so the
-/// bucket they count in is nearly always the last one (no search), and a window is
-/// a slice found by two binary searches.
+/// Values by bucket number, sorted: a report of any age finds or adds its bucket in
+/// O(log buckets) (a sorted vector would move every later bucket for a report
+/// older than the rest: a node replaying its queue), and a window is one range.
 #[derive(Debug)]
-struct Buckets<T>(Vec<(i64, T)>);
+struct Buckets<T>(BTreeMap<i64, T>);
 
 impl<T> Default for Buckets<T> {
     fn default() -> Self {
-        Buckets(Vec::new())
+        Buckets(BTreeMap::new())
     }
 }
 
 impl<T> Buckets<T> {
     fn get_or_insert(&mut self, bucket: i64, new: impl FnOnce() -> T) -> &mut T {
-        let at = match self.0.last() {
-            Some((last, _)) if *last == bucket => self.0.len() - 1,
-            Some((last, _)) if *last < bucket => {
-                self.0.push((bucket, new()));
-                self.0.len() - 1
-            }
-            None => {
-                self.0.push((bucket, new()));
-                0
-            }
-            Some(_) => match self.0.binary_search_by_key(&bucket, |(at, _)| *at) {
-                Ok(found) => found,
-                Err(at) => {
-                    self.0.insert(at, (bucket, new()));
-                    at
-                }
-            },
-        };
-        &mut self.0[at].1
+        self.0.entry(bucket).or_insert_with(new)
     }
 
     /// The buckets numbered `from..to`.
-    fn range(&self, from: i64, to: i64) -> &[(i64, T)] {
-        let start = self.0.partition_point(|(at, _)| *at < from);
-        let end = self.0.partition_point(|(at, _)| *at < to);
-        &self.0[start..end.max(start)]
+    fn range(&self, from: i64, to: i64) -> std::collections::btree_map::Range<'_, i64, T> {
+        self.0.range(from..to.max(from))
     }
 }
 
@@ -139,7 +119,7 @@ impl Timeline {
         // The busiest MAX_SERIES (sender, event) series get counts of their own, the
         // rest are summed per event: the answer never grows with the senders.
         let mut totals: HashMap<u32, u64> = HashMap::new();
-        for (_, bucket) in cells {
+        for (_, bucket) in cells.clone() {
             for (key, n) in bucket {
                 *totals.entry(*key).or_default() += u64::from(*n);
             }
@@ -188,7 +168,6 @@ impl Timeline {
     pub fn seqs(&self, from: i64, to: i64) -> Option<(u64, u64)> {
         self.seqs
             .range(from.div_euclid(LEVELS[0]), ceil_div(to, LEVELS[0]))
-            .iter()
             .map(|(_, range)| *range)
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
     }

@@ -12,6 +12,12 @@
 //! Every commit also updates the current run's analysis and tells the
 //! [`CommitObserver`](super::CommitObserver) what it stored, before any caller is
 //! answered: a client that reads after its ACK sees its report counted everywhere.
+//!
+//! No transaction holds more than [`MAX_COMMIT_REPORTS`] reports, so no commit holds the writer
+//! (and every caller behind it) for more than a few milliseconds whatever one call
+//! sends: a longer append is stored a piece at a time, the rest of it queued again
+//! behind the requests that came meanwhile, and answered once its last piece is
+//! stored.
 
 use super::backend::{Inserted, Writer};
 use super::runs::{RunRef, set_labels, start_run, start_stream_run};
@@ -25,17 +31,33 @@ use tokio::sync::oneshot;
 /// Rounds one caller commits for others before it hands the work to a fresh task,
 /// so no caller waits long for its own answer under constant load.
 const LEADER_ROUNDS: usize = 16;
+/// Reports one transaction stores at most (about 2 ms of SQLite inserts and
+/// analysis on the machine of the README's figures).
+pub const MAX_COMMIT_REPORTS: usize = 1_024;
 /// How often an idle committer thread checks whether its store is gone.
 const COMMITTER_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the receipts of one append go.
 type ReceiptsReply = oneshot::Sender<Result<Vec<Receipt>, Error>>;
 
+/// An append whose first [`MAX_COMMIT_REPORTS`] reports (at most) are in the batch being stored.
+struct Caller {
+    reply: ReceiptsReply,
+    /// How many of the batch's reports are its own.
+    count: usize,
+    /// The receipts of its pieces stored before.
+    earlier: Vec<Receipt>,
+    /// Its reports after this piece.
+    later: Vec<Report>,
+}
+
 /// A request waiting for the committer.
 pub(super) enum Pending {
     Append {
         reports: Vec<Report>,
         reply: ReceiptsReply,
+        /// The receipts of the pieces of this append already stored.
+        earlier: Vec<Receipt>,
     },
     NewRun {
         name: Option<String>,
@@ -152,18 +174,49 @@ impl Shared {
             .is_some_and(|queue| !queue.is_empty())
     }
 
-    /// Handles `queued` in order: runs of appends are stored in one transaction
-    /// each, then every caller is answered.
+    /// Handles `queued` in order (see the module doc): the rest of a long append
+    /// goes back on the queue, behind what came meanwhile; while the store closes,
+    /// it is stored here and now.
     pub(super) fn commit(&self, writer: &mut dyn Writer, queued: Vec<Pending>) {
+        let mut rest = self.commit_in_order(writer, queued);
+        while !rest.is_empty() {
+            if let Some(queue) = self.queue.lock().expect("queue lock").as_mut() {
+                queue.extend(rest);
+                return;
+            }
+            rest = self.commit_in_order(writer, rest);
+        }
+    }
+
+    /// Handles `queued` in order: runs of appends are stored in transactions of at
+    /// most [`MAX_COMMIT_REPORTS`] reports, then their callers are answered. Returns the rest of
+    /// the appends longer than that.
+    fn commit_in_order(&self, writer: &mut dyn Writer, queued: Vec<Pending>) -> Vec<Pending> {
         let mut reports = Vec::new();
         let mut waiting = Vec::new();
+        let mut rest = Vec::new();
         for pending in queued {
             match pending {
                 Pending::Append {
-                    reports: more,
+                    reports: mut more,
                     reply,
+                    earlier,
                 } => {
-                    waiting.push((reply, more.len()));
+                    let later = more.split_off(more.len().min(MAX_COMMIT_REPORTS));
+                    if reports.len() + more.len() > MAX_COMMIT_REPORTS {
+                        self.store_batch(
+                            writer,
+                            std::mem::take(&mut reports),
+                            std::mem::take(&mut waiting),
+                            &mut rest,
+                        );
+                    }
+                    waiting.push(Caller {
+                        reply,
+                        count: more.len(),
+                        earlier,
+                        later,
+                    });
                     reports.extend(more);
                 }
                 Pending::NewRun {
@@ -176,6 +229,7 @@ impl Shared {
                         writer,
                         std::mem::take(&mut reports),
                         std::mem::take(&mut waiting),
+                        &mut rest,
                     );
                     let mut runs = self.runs.write().expect("runs lock");
                     let started = match at {
@@ -199,6 +253,7 @@ impl Shared {
                         writer,
                         std::mem::take(&mut reports),
                         std::mem::take(&mut waiting),
+                        &mut rest,
                     );
                     let mut runs = self.runs.write().expect("runs lock");
                     let labelled = set_labels(writer, &mut runs, run, labels);
@@ -215,6 +270,7 @@ impl Shared {
                         writer,
                         std::mem::take(&mut reports),
                         std::mem::take(&mut waiting),
+                        &mut rest,
                     );
                     let skipped = writer.skip(seq);
                     if skipped.is_ok() {
@@ -224,16 +280,18 @@ impl Shared {
                 }
             }
         }
-        self.store_batch(writer, reports, waiting);
+        self.store_batch(writer, reports, waiting, &mut rest);
+        rest
     }
 
-    /// Stores `reports` in one transaction and answers each of `waiting` (a reply
-    /// and how many of the reports are its own).
+    /// Stores `reports` in one transaction and answers each of `waiting` whose
+    /// append is then all stored; the rest of the others goes to `rest`.
     fn store_batch(
         &self,
         writer: &mut dyn Writer,
         mut reports: Vec<Report>,
-        waiting: Vec<(ReceiptsReply, usize)>,
+        waiting: Vec<Caller>,
+        rest: &mut Vec<Pending>,
     ) {
         if waiting.is_empty() {
             return;
@@ -250,8 +308,8 @@ impl Shared {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(%error, "commit failed; answering UNAVAILABLE");
-                for (reply, _) in waiting {
-                    let _ = reply.send(Err(error.clone()));
+                for caller in waiting {
+                    let _ = caller.reply.send(Err(error.clone()));
                 }
                 return;
             }
@@ -299,11 +357,10 @@ impl Shared {
                     .find(|run| run.id == id)
                     .map_or_else(|| current.name.clone(), |run| run.name.clone())
             };
-            for (reply, count) in waiting {
-                let receipts = outcomes
-                    .by_ref()
-                    .take(count)
-                    .map(|outcome| match outcome {
+            for caller in waiting {
+                let mut receipts = caller.earlier;
+                receipts.extend(outcomes.by_ref().take(caller.count).map(
+                    |outcome| match outcome {
                         Inserted::New(report) => {
                             let receipt = Receipt {
                                 seq: report.seq,
@@ -319,9 +376,17 @@ impl Shared {
                             duplicate: true,
                             run: run_name(run),
                         },
-                    })
-                    .collect();
-                let _ = reply.send(Ok(receipts));
+                    },
+                ));
+                if caller.later.is_empty() {
+                    let _ = caller.reply.send(Ok(receipts));
+                } else {
+                    rest.push(Pending::Append {
+                        reports: caller.later,
+                        reply: caller.reply,
+                        earlier: receipts,
+                    });
+                }
             }
         }
     }

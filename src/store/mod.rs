@@ -30,6 +30,7 @@ mod sqlite;
 
 pub use analyses::SharedAnalysis;
 pub use applier::Applier;
+pub use committer::MAX_COMMIT_REPORTS;
 pub use figures::FIGURES_KEPT;
 pub use query::Query;
 pub use runs::{RunInfo, RunRef};
@@ -206,13 +207,21 @@ impl Store {
         Ok(Store { shared })
     }
 
-    /// Stores `reports` in one transaction, all or none, and answers once they are
-    /// durable: one receipt each, in order. Their `run` is the current run's; a
-    /// `seq` of 0 is assigned here, any other is kept (it must be above
-    /// [`Applier::applied`]: a stream's sequence).
+    /// Stores `reports` and answers once they are durable: one receipt each, in
+    /// order. Their `run` is the current run's; a `seq` of 0 is assigned here, any
+    /// other is kept (it must be above [`Applier::applied`]: a stream's sequence).
+    /// Up to [`MAX_COMMIT_REPORTS`] are stored in one transaction, all or none; a
+    /// longer append a piece at a time, other callers' commits between its pieces
+    /// (a run started meanwhile takes its later pieces). When a piece fails, the
+    /// call gets the error and the pieces before it stay stored: a retry with the
+    /// same report ids finds them duplicates.
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
-        self.request(|reply| Pending::Append { reports, reply })
-            .await
+        self.request(|reply| Pending::Append {
+            reports,
+            reply,
+            earlier: Vec::new(),
+        })
+        .await
     }
 
     /// Starts a new run (named `run-<id>` when no name is given) with `labels`,

@@ -21,11 +21,13 @@
 //! - `missed`: per round, how many expected receivers missed it, under range updates.
 //! - `winners`: winner reports by problem round, and agreement.
 //! - `timeline`: windows of the run counted per sender and event.
+//! - `times`: one receiver's receipt times, sorted in blocks.
 
 mod missed;
 mod nodes;
 mod rounds;
 mod timeline;
+mod times;
 mod winners;
 
 pub use rounds::Receiver;

@@ -16,6 +16,7 @@
 //! corrected once per kind).
 
 use super::missed::MissedCounts;
+use super::times::SortedTimes;
 use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index};
 use crate::analysis::distribution::{self, Distribution, Summary};
 use crate::analysis::{NodeSummary, ROUND_KINDS, Round, RoundKind, millis, percentile};
@@ -38,7 +39,7 @@ pub(super) struct KindRounds {
     /// Sorted by (time, seq); a round's number is its index + 1.
     sends: Vec<AuthoritySend>,
     /// Per sender id, the sorted times of its received-events of this kind.
-    receipts: Vec<Vec<i64>>,
+    receipts: Vec<SortedTimes>,
     latencies: Distribution,
     /// Per round (as `sends`), how many expected receivers have no receipt in its
     /// window.
@@ -199,11 +200,10 @@ impl KindRounds {
     /// `receiver`'s first receipt in `from..until`.
     fn first_in(&self, receiver: usize, from: i64, until: i64) -> Option<i64> {
         let times = self.receipts.get(receiver)?;
-        if times.last().is_none_or(|last| *last < from) {
+        if times.last().is_none_or(|last| last < from) {
             return None; // the usual case for a new round: nothing received yet
         }
-        let at = times.partition_point(|time| *time < from);
-        times.get(at).copied().filter(|time| *time < until)
+        times.first_from(from).filter(|time| *time < until)
     }
 
     fn set_max(&mut self, index: usize, max: i64) {
@@ -234,15 +234,11 @@ impl KindRounds {
     pub(super) fn receive(&mut self, receiver: u32, time: i64, first: i64) {
         let receiver = receiver as usize;
         if self.receipts.len() <= receiver {
-            self.receipts.resize_with(receiver + 1, Vec::new);
+            self.receipts
+                .resize_with(receiver + 1, SortedTimes::default);
         }
         let times = &self.receipts[receiver];
         let receives = !times.is_empty();
-        // Reports mostly arrive in time order: check the end before searching.
-        let at = match times.last() {
-            Some(last) if *last < time => times.len(),
-            _ => times.partition_point(|other| *other < time),
-        };
         let round = match self.sends.last() {
             Some(last) if last.time <= time => self.sends.len(),
             _ => self.sends.partition_point(|sent| sent.time <= time),
@@ -253,11 +249,13 @@ impl KindRounds {
         {
             let start = self.sends[index].time;
             let until = self.until(index);
-            let earlier = at > 0 && times[at - 1] >= start;
-            let equal = times.get(at) == Some(&time);
-            if !earlier && !equal {
+            let earlier = times
+                .last_before(time)
+                .is_some_and(|before| before >= start);
+            let next = times.first_from(time);
+            if !earlier && next != Some(time) {
                 let latency = time - start;
-                match times.get(at).copied().filter(|old| *old < until) {
+                match next.filter(|old| *old < until) {
                     Some(old) => {
                         // An earlier receipt than the one counted: it replaces it.
                         self.count(receiver, old - start, false);
@@ -278,7 +276,7 @@ impl KindRounds {
                 }
             }
         }
-        self.receipts[receiver].insert(at, time);
+        self.receipts[receiver].insert(time);
         if let Some(index) = recompute {
             self.recompute_max(index);
         }
