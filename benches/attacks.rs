@@ -9,6 +9,12 @@
 //! ratio, the server's CPU per report in each, and the honest client's ACK p50, p99
 //! and max during the backlog.
 //!
+//! Held streams (issue 22's first attack): `ReportStats` calls of tiny reports that
+//! never finish, as many as the budget of open calls (`--max-stream-text`, 256 MiB
+//! by default) lets in, then all dropped. Printed: the server's RSS before, while
+//! they are held (against the budget) and after they are gone, and an honest
+//! client's ACKs meanwhile.
+//!
 //! `cargo bench --bench attacks` (1,000,000 in-order receipts, 50,000 + 30,000 old
 //! ones, as measured in the issue) or `cargo bench --bench attacks -- --quick`
 //! (100,000; 10,000 + 10,000). It prints figures and asserts nothing about speed.
@@ -170,6 +176,89 @@ async fn backlog(in_order: usize, old: usize, one_call: usize) {
     println!("  server RSS {rss:.0} MiB (peak {peak:.0} MiB)");
 }
 
+/// Opens `streams` `ReportStats` calls, each sending `reports` tiny reports and
+/// then holding the call open; honest ACKs and RSS while they are held and after.
+async fn held_streams(streams: usize, reports: usize) {
+    let server = BinaryServer::start(&["--memory"]);
+    let pid = server.child.id();
+    let before = support::rss_mib(pid).0;
+    let own = Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect_lazy();
+    let stop = Arc::new(AtomicBool::new(false));
+    let honest = tokio::spawn(honest(own, stop.clone()));
+    // The attackers run on a runtime of their own, so that they can go away at
+    // once, connections and all, as crashed clients do.
+    let attackers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut held_count, mut refused) = (0, 0);
+    for _ in 0..streams {
+        let url = server.url.clone();
+        let (held, sent) = tokio::sync::oneshot::channel();
+        attackers.spawn(async move {
+            let channel = Channel::from_shared(url).unwrap().connect_lazy();
+            let (sender, receiver) = tokio::sync::mpsc::channel(1_024);
+            let mut stub = PerformanceStatsClient::new(channel);
+            let call = tokio::spawn(async move {
+                stub.report_stats(tokio_stream::wrappers::ReceiverStream::new(receiver))
+                    .await
+            });
+            for n in 0..reports {
+                let report = PerformanceData {
+                    time_unix_nano: NOW + n as i64,
+                    sender: "n".into(),
+                    event: Event::TransactionReceived as i32,
+                    message: "m".into(),
+                    report_id: String::new(),
+                };
+                if sender.send(report).await.is_err() {
+                    let _ = call.await; // refused: the call ended
+                    let _ = held.send(false);
+                    return;
+                }
+            }
+            let _ = held.send(true);
+            std::future::pending::<()>().await; // holds the call open
+            drop(sender);
+        });
+        match sent.await.unwrap() {
+            true => held_count += 1,
+            false => refused += 1,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (holding, peak) = support::rss_mib(pid);
+    attackers.shutdown_background();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = honest.await.unwrap();
+    latencies.sort();
+    let after = support::rss_mib(pid).0;
+    let runs: serde_json::Value = reqwest::get(format!("{}/api/runs", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server.terminate();
+    println!("  reports stored: {}", runs[0]["reports"]);
+    println!("held streams: {streams} ReportStats calls of {reports} tiny reports, never finished");
+    println!("  {held_count} held, {refused} refused (budget: 256 MiB)");
+    println!(
+        "  server RSS before {before:.0} MiB, holding {holding:.0} MiB (peak {peak:.0}), after they closed {after:.0} MiB"
+    );
+    println!(
+        "  honest client meanwhile: {} ACKs, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+}
+
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -180,8 +269,10 @@ fn main() {
     runtime.block_on(async {
         if quick {
             backlog(100_000, 10_000, 10_000).await;
+            held_streams(16, 99_990).await;
         } else {
             backlog(1_000_000, 50_000, 30_000).await;
+            held_streams(64, 99_990).await;
         }
     });
 }

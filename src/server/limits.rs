@@ -8,6 +8,7 @@
 use crate::error::Error;
 pub use crate::error::RETRY_AFTER_SECONDS;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Live-stream (SSE) subscribers at once, by default.
@@ -55,6 +56,8 @@ pub struct Limits {
     catch_up: Arc<Semaphore>,
     exports: Arc<Semaphore>,
     stream_text: Arc<Semaphore>,
+    /// The most budgeted bytes held at once since [`Limits::take_high_water`].
+    high_water: AtomicUsize,
 }
 
 /// A share of a budget, given back when dropped.
@@ -78,6 +81,7 @@ impl Limits {
             catch_up: permits(CATCH_UP_READS),
             exports: permits(config.max_exports),
             stream_text: permits(config.max_stream_text),
+            high_water: AtomicUsize::new(0),
         }
     }
 
@@ -133,13 +137,26 @@ impl Limits {
             .saturating_sub(self.stream_text.available_permits())
     }
 
+    /// Bytes the byte budgets (open `ReportStats` calls) hold now.
+    pub fn held_bytes(&self) -> usize {
+        self.stream_text_held()
+    }
+
+    /// The most bytes the byte budgets held at once since the last call (at least
+    /// what they hold now); starts the count again from now.
+    pub fn take_high_water(&self) -> usize {
+        let held = self.held_bytes();
+        self.high_water.swap(held, Ordering::Relaxed).max(held)
+    }
+
     /// `bytes` more for an open `ReportStats` stream's reports, or `Busy` when all
     /// open streams together would hold more than `max_stream_text`.
     pub fn stream_text(&self, bytes: usize) -> Result<Share, Error> {
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
-        self.stream_text
-            .clone()
-            .try_acquire_many_owned(bytes)
+        let share = self.stream_text.clone().try_acquire_many_owned(bytes);
+        self.high_water
+            .fetch_max(self.held_bytes(), Ordering::Relaxed);
+        share
             .map(Share)
             .map_err(|_| {
                 Error::Busy(format!(

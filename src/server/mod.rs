@@ -14,6 +14,7 @@ mod limits;
 mod origin;
 mod stream;
 mod tls;
+mod trim;
 
 pub use api::MAX_SWEEP_RUNS;
 pub use auth::Tokens;
@@ -182,6 +183,10 @@ pub async fn run(
         shutdown: stopped.clone(),
         limits: Arc::new(Limits::new(options.limits)),
     };
+    let trimming = tokio::spawn(trim::return_freed_memory(
+        state.limits.clone(),
+        stopped.clone(),
+    ));
     let app = app(state, &options).await;
     let max_connections = connections::fit_max_connections(options.limits.max_connections);
     let signal = async move {
@@ -198,6 +203,7 @@ pub async fn run(
             connections::serve(incoming, app, max_connections, signal).await;
         }
     }
+    trimming.abort();
     store.close().await;
     Ok(())
 }
