@@ -176,6 +176,74 @@ async fn backlog(in_order: usize, old: usize, one_call: usize) {
     println!("  server RSS {rss:.0} MiB (peak {peak:.0} MiB)");
 }
 
+/// An authority's `rounds` in-order rounds (each received by three nodes), then
+/// `old` of its sends far older than the rest, newest first, in one call: each
+/// moves every later round. The honest client's ACKs meanwhile.
+async fn authority_replay(rounds: usize, old: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("replay.db");
+    let server = BinaryServer::start(&["--db", db.to_str().unwrap()]);
+    let pid = server.child.id();
+    let channel = Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect_lazy();
+    let mut stub = PerformanceStatsClient::new(channel);
+    let report = |sender: &str, event: Event, time: i64, id: String| PerformanceData {
+        time_unix_nano: time,
+        sender: sender.into(),
+        event: event as i32,
+        message: "block".into(),
+        report_id: id,
+    };
+    let mut fill = Vec::new();
+    for round in 0..rounds {
+        let sent = NOW - (rounds - round) as i64 * 100_000_000;
+        fill.push(report(
+            "ra",
+            Event::RaNewBlockSent,
+            sent,
+            format!("s{round}"),
+        ));
+        for node in ["n1", "n2", "n3"] {
+            let id = format!("{node}-{round}");
+            fill.push(report(node, Event::NewBlockReceived, sent + 5_000_000, id));
+        }
+    }
+    send(&mut stub, pid, fill, BATCH).await;
+    let replay: Vec<_> = (0..old)
+        .map(|k| {
+            let time = NOW - FAR_PAST - k as i64 * 100_000_000;
+            report("ra", Event::RaNewBlockSent, time, format!("old{k}"))
+        })
+        .collect();
+    let own = Channel::from_shared(server.url.clone())
+        .unwrap()
+        .connect_lazy();
+    let stop = Arc::new(AtomicBool::new(false));
+    let honest = tokio::spawn(honest(own, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (wall, cpu) = send(&mut stub, pid, replay, old).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = honest.await.unwrap();
+    latencies.sort();
+    server.terminate();
+    println!(
+        "authority replay: {rounds} in-order rounds, then {old} older sends newest first in one call"
+    );
+    println!(
+        "  {:.0} sends/s, {:.0} µs CPU a send",
+        old as f64 / wall.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / old as f64
+    );
+    println!(
+        "  honest client meanwhile: {} ACKs, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+}
+
 /// Opens `streams` `ReportStats` calls, each sending `reports` tiny reports and
 /// then holding the call open; honest ACKs and RSS while they are held and after.
 async fn held_streams(streams: usize, reports: usize) {
@@ -269,9 +337,11 @@ fn main() {
     runtime.block_on(async {
         if quick {
             backlog(100_000, 10_000, 10_000).await;
+            authority_replay(10_000, 2_000).await;
             held_streams(16, 99_990).await;
         } else {
             backlog(1_000_000, 50_000, 30_000).await;
+            authority_replay(50_000, 5_000).await;
             held_streams(64, 99_990).await;
         }
     });

@@ -13,11 +13,15 @@
 //! [`CommitObserver`](super::CommitObserver) what it stored, before any caller is
 //! answered: a client that reads after its ACK sees its report counted everywhere.
 //!
-//! No transaction holds more than [`MAX_COMMIT_REPORTS`] reports, so no commit holds the writer
-//! (and every caller behind it) for more than a few milliseconds whatever one call
-//! sends: a longer append is stored a piece at a time, the rest of it queued again
-//! behind the requests that came meanwhile, and answered once its last piece is
-//! stored.
+//! No transaction holds more than [`MAX_COMMIT_REPORTS`] reports, fewer when
+//! reports cost more (an authority's send far older than the rest moves every
+//! later round): each commit's cost a report sets the next one's size, so that no
+//! commit holds the writer (and every caller behind it) for much more than
+//! [`COMMIT_TARGET`] whatever one call sends or in what order. A longer append is
+//! stored a piece at a time (the first of [`FIRST_PIECE`] reports, each then
+//! twice what is stored of it so far, up to the size of the moment), the rest of
+//! it queued again behind the requests that came meanwhile, and answered once its
+//! last piece is stored.
 
 use super::backend::{Inserted, Writer};
 use super::runs::{RunRef, set_labels, start_run, start_stream_run};
@@ -34,6 +38,13 @@ const LEADER_ROUNDS: usize = 16;
 /// Reports one transaction stores at most (about 2 ms of SQLite inserts and
 /// analysis on the machine of the README's figures).
 pub const MAX_COMMIT_REPORTS: usize = 1_024;
+/// Reports of a long append's first piece; its pieces then double in size up
+/// to the size of the moment.
+const FIRST_PIECE: usize = 64;
+/// Reports one transaction stores at least, however costly they were.
+const MIN_COMMIT_REPORTS: usize = 8;
+/// How long one commit (inserts and analysis) should take at most.
+pub const COMMIT_TARGET: std::time::Duration = std::time::Duration::from_millis(4);
 /// How often an idle committer thread checks whether its store is gone.
 const COMMITTER_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -174,6 +185,21 @@ impl Shared {
             .is_some_and(|queue| !queue.is_empty())
     }
 
+    /// Sizes the next transaction from this one (`count` reports in `took`): as
+    /// many as fit in [`COMMIT_TARGET`] at its cost a report, shrinking only when it
+    /// took longer (a small commit's fixed cost says nothing of its reports').
+    fn size_next_piece(&self, count: usize, took: std::time::Duration) {
+        let fit = count as f64 * COMMIT_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-9);
+        let fit = (fit as usize).clamp(MIN_COMMIT_REPORTS, MAX_COMMIT_REPORTS);
+        let piece = self.piece.load(Ordering::Relaxed);
+        let next = if took > COMMIT_TARGET {
+            fit
+        } else {
+            fit.max(piece)
+        };
+        self.piece.store(next, Ordering::Relaxed);
+    }
+
     /// Handles `queued` in order (see the module doc): the rest of a long append
     /// goes back on the queue, behind what came meanwhile; while the store closes,
     /// it is stored here and now.
@@ -195,6 +221,7 @@ impl Shared {
         let mut reports = Vec::new();
         let mut waiting = Vec::new();
         let mut rest = Vec::new();
+        let piece = self.piece.load(Ordering::Relaxed);
         for pending in queued {
             match pending {
                 Pending::Append {
@@ -202,8 +229,11 @@ impl Shared {
                     reply,
                     earlier,
                 } => {
-                    let later = more.split_off(more.len().min(MAX_COMMIT_REPORTS));
-                    if reports.len() + more.len() > MAX_COMMIT_REPORTS {
+                    // Slow start: a long append's first pieces are small, so that
+                    // costly reports are found out before a big commit of them.
+                    let size = piece.min(earlier.len().max(FIRST_PIECE));
+                    let later = more.split_off(more.len().min(size));
+                    if reports.len() + more.len() > piece {
                         self.store_batch(
                             writer,
                             std::mem::take(&mut reports),
@@ -301,6 +331,7 @@ impl Shared {
         for report in &mut reports {
             report.run = current.id;
         }
+        let count = reports.len();
         let started = std::time::Instant::now();
         let outcome = writer.insert(reports);
         let elapsed = started.elapsed();
@@ -343,6 +374,7 @@ impl Shared {
                 }
             }
         }
+        self.size_next_piece(count, started.elapsed());
         self.observer
             .committed(&stored, (inserted.len() - stored.len()) as u64, elapsed);
         let newest = stored.iter().map(|report| report.seq).max().unwrap_or(0);

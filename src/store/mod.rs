@@ -133,6 +133,8 @@ struct Shared {
     feed: broadcast::Sender<Arc<Report>>,
     /// The highest seq taken (as `Store::last_seq` tells).
     last_seq: AtomicU64,
+    /// Reports the next transaction may hold (see `committer`).
+    piece: std::sync::atomic::AtomicUsize,
     /// The highest seq applied: a report, a run's start or a hole.
     applied: watch::Sender<u64>,
     /// Becomes true when the store is closed.
@@ -188,6 +190,7 @@ impl Store {
             runs: RwLock::new(runs),
             feed: broadcast::channel(FEED_CAPACITY).0,
             last_seq,
+            piece: std::sync::atomic::AtomicUsize::new(MAX_COMMIT_REPORTS),
             applied: watch::channel(last).0,
             closed: watch::channel(false).0,
             observer: config.observer,
