@@ -6,7 +6,7 @@
 //! shared byte budget (`answer`).
 
 mod analysis;
-mod answer;
+pub(super) mod answer;
 mod check;
 mod compare;
 mod csv;
