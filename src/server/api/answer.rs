@@ -33,9 +33,11 @@ pub fn json<T: Serialize>(state: &AppState, value: &T) -> Result<Response, Error
 pub fn budgeted(
     state: &AppState,
     content_type: &'static str,
-    body: Vec<u8>,
+    mut body: Vec<u8>,
 ) -> Result<Response, Error> {
     let share = state.limits.answer(body.len())?;
+    // What is held is what is counted, not the room serializing grew it to.
+    body.shrink_to_fit();
     let length = body.len();
     Ok((
         [

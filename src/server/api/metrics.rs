@@ -14,6 +14,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
     let gauges = crate::metrics::Gauges {
         subscribers: state.store.subscribers(),
         stream_text_bytes: state.limits.stream_text_held(),
+        answer_bytes: state.limits.answer_bytes_held(),
         stream: match &state.writes {
             crate::writes::Writes::Shared(cluster) => Some(cluster.status()),
             crate::writes::Writes::Local(_) => None,
