@@ -180,6 +180,13 @@ impl Metrics {
             "Bytes reserved by open ReportStats calls for the reports they hold (counts against --max-stream-text)",
             held,
         );
+        let answers = Gauge::<i64>::default();
+        answers.set(gauges.answer_bytes as i64);
+        registry.register(
+            "perfstats_answer_bytes",
+            "Bytes of JSON answers being written (counts against --max-answer-bytes)",
+            answers,
+        );
         let gauge = Gauge::<i64>::default();
         gauge.set(gauges.subscribers as i64);
         registry.register(
@@ -229,6 +236,8 @@ pub struct Gauges {
     pub subscribers: usize,
     /// Bytes of text reserved by open `ReportStats` calls.
     pub stream_text_bytes: usize,
+    /// Bytes of answers being written.
+    pub answer_bytes: usize,
     /// Where this server stands against the shared stream (`--nats`), if any.
     pub stream: Option<crate::cluster::StreamStatus>,
 }
@@ -325,6 +334,7 @@ mod tests {
         let gauges = Gauges {
             subscribers: 3,
             stream_text_bytes: 7,
+            answer_bytes: 9,
             stream: None,
         };
         let text = metrics.encode(gauges, &[(RoundKind::Block, &latencies)]);
@@ -361,6 +371,7 @@ mod tests {
         );
         assert!(text.contains("perfstats_sse_subscribers 3"), "{text}");
         assert!(text.contains("perfstats_stream_text_bytes 7"), "{text}");
+        assert!(text.contains("perfstats_answer_bytes 9"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

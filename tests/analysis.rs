@@ -10,8 +10,8 @@
 //! receive time of their own; and every timeline bucket is checked, not only totals.
 
 use perfstats::Event;
-use perfstats::analysis::live::{LiveAnalysis, MISSING_SHOWN};
-use perfstats::analysis::{self, ROUND_KINDS, Round, RoundKind};
+use perfstats::analysis::live::{LiveAnalysis, MISSING_SHOWN, NodeOrder};
+use perfstats::analysis::{self, NodeSummary, ROUND_KINDS, Round, RoundKind};
 use perfstats::report::Report;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -364,9 +364,29 @@ proptest! {
         let live = live(reports);
         prop_assert_eq!(live.reports(), reports.len() as u64);
         prop_assert_eq!(live.nodes(), fold.nodes.clone());
+        // Paged, in either order, every node once: by name, or slowest sync first
+        // and then the others by name.
+        let synced = |node: &NodeSummary| node.phases_ms.get("EVENT_INITIAL_SYNC_COMPLETED").copied();
+        let mut by_sync = fold.nodes.clone();
+        by_sync.sort_by(|a, b| match (synced(a), synced(b)) {
+            (Some(a), Some(b)) => b.total_cmp(&a),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }.then_with(|| a.sender.cmp(&b.sender)));
+        for (order, expected) in [(NodeOrder::Sender, &fold.nodes), (NodeOrder::Sync, &by_sync)] {
+            let (mut walked, mut offset) = (Vec::new(), Some(0));
+            while let Some(at) = offset {
+                let page = live.nodes_page(order, at, 3);
+                prop_assert_eq!(page.total, fold.nodes.len());
+                walked.extend(page.nodes);
+                offset = page.next;
+            }
+            prop_assert_eq!(&walked, expected, "{:?}", order);
+        }
         prop_assert_eq!(live.rounds(), fold.rounds.clone());
         prop_assert_eq!(live.winners(), fold.winners.clone());
-        let summary = live.summary(usize::MAX);
+        let summary = live.summary(usize::MAX, usize::MAX);
         prop_assert_eq!(summary.rounds_total, fold.rounds_total);
         prop_assert_eq!(summary.rounds_flagged, fold.rounds_flagged);
         prop_assert_eq!(summary.winners_total, fold.winners_total);
@@ -646,7 +666,7 @@ fn missing_lists_are_capped_but_counted() {
         add(format!("n{node:03}"), Event::NewBlockReceived, 1_001 + node);
     }
     let live = live(&reports);
-    let summary = live.summary(10);
+    let summary = live.summary(10, 10);
     let everyone = &summary.rounds[1];
     assert_eq!(
         (everyone.received_count, everyone.latency_ms.len()),
@@ -712,7 +732,7 @@ fn long_runs_in_any_order_equal_the_fold() {
         let live = live(reports);
         assert_eq!(live.nodes(), fold.nodes, "{arrival:?}");
         assert_eq!(live.rounds(), fold.rounds, "{arrival:?}");
-        let summary = live.summary(10);
+        let summary = live.summary(10, 10);
         assert_eq!(summary.rounds_total, fold.rounds_total, "{arrival:?}");
         assert_eq!(summary.rounds_flagged, fold.rounds_flagged, "{arrival:?}");
         assert_eq!(summary.distributions, fold.distributions, "{arrival:?}");

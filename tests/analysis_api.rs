@@ -81,6 +81,7 @@ async fn check_analysis(server: &support::TestServer, run: &str) {
         .get_json(&format!("/api/analysis?run={run}&recent=2"))
         .await;
     assert_eq!(analysis["nodes"].as_array().unwrap().len(), 4);
+    assert_eq!(analysis["nodes_total"], 4);
     // Three block rounds and one problem round that nobody reported receiving: no
     // node receives problems, so none is missing from it; 3f's block round 2 is
     // the one flagged.
@@ -136,7 +137,14 @@ async fn check_analysis(server: &support::TestServer, run: &str) {
         .await;
     assert_eq!(winners["winners"][0]["round"], 1);
     assert_eq!(winners["winners"][0]["agree"], false);
-    let nodes = server.get_json(&format!("/api/nodes?run={run}")).await;
+    let page = server
+        .get_json(&format!("/api/nodes?run={run}&order=sender"))
+        .await;
+    assert_eq!(
+        (page["nodes_total"].as_u64(), &page["next"]),
+        (Some(4), &Value::Null)
+    );
+    let nodes = &page["nodes"];
     assert_eq!(nodes[3]["sender"], "ra");
     assert_eq!(nodes[3]["counts"]["EVENT_RA_NEW_BLOCK_SENT"], 3);
 }
@@ -326,7 +334,7 @@ async fn in_memory_the_analysis_counts_evicted_reports_too() {
     // The analysis is that of all 18: the same answers as with nothing evicted,
     // though the first sends and receipts (seqs 1–8) are gone from the store.
     check_analysis(&server, "run-1").await;
-    let nodes = server.get_json("/api/nodes").await;
+    let nodes = &server.get_json("/api/nodes?order=sender").await["nodes"];
     let reports: u64 = nodes
         .as_array()
         .unwrap()

@@ -148,8 +148,11 @@ pub struct WinnerRound {
 /// totals, and the whole-run latency distributions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
-    /// One entry per sender.
+    /// One entry per sender (all from the fold; in a summary the first few,
+    /// slowest sync first: see [`live::NodeOrder::Sync`]).
     pub nodes: Vec<NodeSummary>,
+    /// How many senders the run has.
+    pub nodes_total: usize,
     /// Propagation rounds ordered by (time sent, kind): all from the fold, the
     /// newest few in a summary.
     pub rounds: Vec<Round>,
@@ -305,8 +308,10 @@ impl Analyzer {
                 latencies.add_max(max);
             }
         }
+        let nodes = self.nodes();
         Analysis {
-            nodes: self.nodes(),
+            nodes_total: nodes.len(),
+            nodes,
             rounds_total: rounds.len(),
             rounds_flagged: rounds
                 .iter()

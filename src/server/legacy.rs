@@ -8,9 +8,9 @@ use crate::event::InvalidReport;
 use crate::pb::{Event, PerformanceData};
 use crate::report::{Report, now_unix_nano};
 use crate::store::Query;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::response::Response;
 use serde_json::json;
 
 /// The form fields of `POST /send`, raw.
@@ -133,7 +133,7 @@ pub const MESSAGES_SHOWN: usize = 10_000;
 /// `GET /messages`: `{"messages": [{"time", "sender", "eventtype", "message"}]}`, the
 /// current run's newest [`MESSAGES_SHOWN`] reports, oldest first, in the seed's
 /// string form.
-pub async fn messages(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
+pub async fn messages(State(state): State<AppState>) -> Result<Response, Error> {
     let query = Query {
         run: state.store.current_run().id,
         descending: true,
@@ -153,7 +153,7 @@ pub async fn messages(State(state): State<AppState>) -> Result<Json<serde_json::
             })
         })
         .collect();
-    Ok(Json(json!({ "messages": messages })))
+    super::api::answer::json(&state, &json!({ "messages": messages }))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Budgets for what an outsider can make the server hold: live subscribers, reads
-//! of the store done to catch subscribers up, exports, and the text of `ReportStats`
-//! streams still being collected. Each is a semaphore: a request that finds its
+//! of the store done to catch subscribers up, exports, the text of `ReportStats`
+//! streams still being collected, and the bytes of JSON answers being written
+//! (a client that does not read cannot hold more). Each is a semaphore: a request that finds its
 //! budget spent is refused at once (HTTP 503 with `Retry-After`, gRPC
 //! `RESOURCE_EXHAUSTED`), and whatever was admitted gives its share back when it
 //! ends, however it ends.
@@ -18,6 +19,8 @@ pub const DEFAULT_MAX_EXPORTS: usize = 8;
 /// Text (senders and messages) held by all open `ReportStats` streams together,
 /// by default.
 pub const DEFAULT_MAX_STREAM_TEXT: usize = 256 << 20;
+/// Bytes of JSON answers being written at once, by default.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Store reads that catch lagging subscribers up, at once: one shared path, not a
 /// thread per subscriber.
 const CATCH_UP_READS: usize = 2;
@@ -32,6 +35,8 @@ pub struct LimitsConfig {
     /// Bytes the reports of open `ReportStats` streams hold together: their
     /// structures, ids, senders and messages (`--max-stream-text`).
     pub max_stream_text: usize,
+    /// Bytes of JSON answers being written at once (`--max-answer-bytes`).
+    pub max_answer_bytes: usize,
     /// Connections at once (`--max-connections`; lowered to fit the descriptor
     /// limit).
     pub max_connections: usize,
@@ -43,6 +48,7 @@ impl Default for LimitsConfig {
             max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
             max_exports: DEFAULT_MAX_EXPORTS,
             max_stream_text: DEFAULT_MAX_STREAM_TEXT,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             max_connections: super::connections::DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -56,6 +62,7 @@ pub struct Limits {
     catch_up: Arc<Semaphore>,
     exports: Arc<Semaphore>,
     stream_text: Arc<Semaphore>,
+    answers: Arc<Semaphore>,
     /// The most budgeted bytes held at once since [`Limits::take_high_water`].
     high_water: AtomicUsize,
 }
@@ -81,6 +88,7 @@ impl Limits {
             catch_up: permits(CATCH_UP_READS),
             exports: permits(config.max_exports),
             stream_text: permits(config.max_stream_text),
+            answers: permits(config.max_answer_bytes),
             high_water: AtomicUsize::new(0),
         }
     }
@@ -137,9 +145,10 @@ impl Limits {
             .saturating_sub(self.stream_text.available_permits())
     }
 
-    /// Bytes the byte budgets (open `ReportStats` calls) hold now.
+    /// Bytes the byte budgets (open `ReportStats` calls, answers being written)
+    /// hold now.
     pub fn held_bytes(&self) -> usize {
-        self.stream_text_held()
+        self.stream_text_held() + self.answer_bytes_held()
     }
 
     /// The most bytes the byte budgets held at once since the last call (at least
@@ -166,6 +175,39 @@ impl Limits {
                 ))
             })
     }
+
+    /// The most bytes one answer is counted for: an answer larger than the whole
+    /// budget is written when it has the budget to itself.
+    fn answer_cost(&self, bytes: usize) -> u32 {
+        let whole = self.config.max_answer_bytes.min(Semaphore::MAX_PERMITS);
+        u32::try_from(bytes.min(whole)).unwrap_or(u32::MAX)
+    }
+
+    /// `bytes` of a JSON answer about to be written, or `Busy` when the answers
+    /// being written would hold more than `max_answer_bytes` together.
+    pub fn answer(&self, bytes: usize) -> Result<Share, Error> {
+        let share = self
+            .answers
+            .clone()
+            .try_acquire_many_owned(self.answer_cost(bytes));
+        self.high_water
+            .fetch_max(self.held_bytes(), Ordering::Relaxed);
+        share.map(Share).map_err(|_| {
+            Error::Busy(format!(
+                "answer: answers of {} bytes in all are being written already \
+                     (--max-answer-bytes); try again later",
+                self.config.max_answer_bytes
+            ))
+        })
+    }
+
+    /// Bytes of JSON answers being written now.
+    pub fn answer_bytes_held(&self) -> usize {
+        self.config
+            .max_answer_bytes
+            .min(Semaphore::MAX_PERMITS)
+            .saturating_sub(self.answers.available_permits())
+    }
 }
 
 impl Default for Limits {
@@ -184,6 +226,7 @@ mod tests {
             max_subscribers: 2,
             max_exports: 1,
             max_stream_text: 100,
+            max_answer_bytes: 1_000,
             max_connections: 10,
         });
         let first = limits.subscriber().unwrap();
@@ -201,5 +244,16 @@ mod tests {
         let _more = limits.stream_text(40).unwrap();
         drop(text);
         assert!(limits.stream_text(60).is_ok());
+        let answer = limits.answer(700).unwrap();
+        assert!(
+            matches!(limits.answer(400), Err(Error::Busy(text)) if text.contains("--max-answer-bytes"))
+        );
+        assert_eq!(limits.answer_bytes_held(), 700);
+        drop(answer);
+        // Larger than the whole budget: written when it has the budget to itself.
+        let huge = limits.answer(5_000).unwrap();
+        assert!(limits.answer(1).is_err());
+        drop(huge);
+        assert_eq!(limits.answer_bytes_held(), 0);
     }
 }

@@ -17,9 +17,11 @@ mod tls;
 mod trim;
 
 pub use api::MAX_SWEEP_RUNS;
+pub use api::{DEFAULT_NODES_PAGE, MAX_NODES_PAGE};
 pub use auth::Tokens;
 pub use first_message::FIRST_MESSAGE_TIMEOUT;
 pub use grpc::{Ingest, MAX_STREAM_REPORTS};
+pub use limits::DEFAULT_MAX_ANSWER_BYTES;
 pub use limits::{
     DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS, Limits, LimitsConfig,
     RETRY_AFTER_SECONDS,

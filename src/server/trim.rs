@@ -2,8 +2,9 @@
 //! it. glibc's allocator keeps what is freed in its arenas (up to eight a core)
 //! for reuse, so a server that once held 250 MiB of open `ReportStats` calls
 //! kept most of it after they ended; `malloc_trim` returns the free pages. It runs
-//! only after the byte budgets held [`WORTH_TRIMMING`] more than they do now, off
-//! the async workers, at most once a [`LOOK_EVERY`].
+//! only after the byte budgets (open calls, answers being written) held
+//! [`WORTH_TRIMMING`] more than they do now, off the async workers, at most once
+//! a [`LOOK_EVERY`].
 
 use super::limits::Limits;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 // The live view: the run picker and "new run", choosing a run (every view starts
-// over), the summaries read again while reports arrive, and the live stream, whose
-// reports update only what is on screen.
+// over), the summaries read again while reports arrive (asking only for what is
+// shown: the first nodes, the newest rounds), and the live stream, whose reports
+// update only what is on screen.
 import { $, el, labelText } from './draw.js';
 import { getJson, openStream, postJson } from './api.js';
 import { loadEvents } from './events.js';
@@ -15,6 +16,7 @@ import { clearTimeline, fetchTimeline, timelineReport, wireTimeline } from './ti
 import { renderWinners } from './winners.js';
 
 const SHOWN_ROUNDS = 60;       // newest rounds and winner rounds in the tables
+const SHOWN_NODES = 50;        // first nodes (slowest sync first) in the nodes table
 const SUMMARY_EVERY_MS = 2000; // analysis refresh while reports arrive
 
 // ---- runs ---------------------------------------------------------------
@@ -49,7 +51,7 @@ async function newRun() {
 async function selectRun(id) {
   if (state.source) state.source.close();
   const option = [...$('run').options].find((choice) => choice.value === String(id));
-  Object.assign(state, { run: String(id), runName: option?.dataset.name ?? `run-${id}`, total: 0, nodes: new Map(), analysis: null, lastSeq: 0, pending: [] });
+  Object.assign(state, { run: String(id), runName: option?.dataset.name ?? `run-${id}`, total: 0, nodes: new Map(), nodesTotal: 0, analysis: null, lastSeq: 0, pending: [] });
   clearLog();
   clearTimeline();
   closeFlagged();
@@ -63,7 +65,7 @@ async function selectRun(id) {
 async function refreshSummary() {
   const run = state.run;
   const [analysis, runs] = await Promise.all([
-    getJson('/api/analysis', { run, recent: SHOWN_ROUNDS }), getJson('/api/runs')]);
+    getJson('/api/analysis', { run, recent: SHOWN_ROUNDS, nodes: SHOWN_NODES }), getJson('/api/runs')]);
   const lists = await headlineLists(run, analysis);
   if (run !== state.run) return;
   state.analysis = analysis;
@@ -71,6 +73,7 @@ async function refreshSummary() {
   state.total = shown?.reports ?? state.total;
   if (shown) $('run-labels').textContent = labelText(shown.labels);
   state.nodes = new Map(analysis.nodes.map((node) => [node.sender, node]));
+  state.nodesTotal = analysis.nodes_total;
   renderNodes();
   renderFilterChoices();
   renderTotals();
@@ -118,12 +121,15 @@ function onReport(report) {
   if (String(report.run) !== state.run || report.seq <= state.lastSeq) return;
   state.lastSeq = report.seq;
   state.total += 1;
-  const node = state.nodes.get(report.sender) || { sender: report.sender, reports: 0, phases_ms: {}, counts: {} };
-  node.reports += 1;
-  node.last_event = report.event;
-  node.last_unix_nano = report.time_unix_nano;
-  node.last_message = report.message;
-  state.nodes.set(report.sender, node);
+  // A node shown is brought up to date; one not shown (or new) waits for the next
+  // summary, which places it in the order.
+  const node = state.nodes.get(report.sender);
+  if (node) {
+    node.reports += 1;
+    node.last_event = report.event;
+    node.last_unix_nano = report.time_unix_nano;
+    node.last_message = report.message;
+  }
   timelineReport(report);
   // Only the newest page's worth is kept until the next frame.
   state.pending.push(report);

@@ -77,7 +77,7 @@ export function renderFilterChoices() {
     select.replaceChildren(...options);
     select.value = current;
   };
-  const senders = [...state.nodes.keys()];
+  const senders = [...state.nodes.keys()].sort();
   const known = [...$('f-sender').options].slice(1).map((option) => option.value);
   if (senders.join('\n') !== known.join('\n')) keep($('f-sender'), senders, 'all senders');
   if ($('f-event').options.length <= 1) keep($('f-event'), EVENTS, 'all events');

@@ -1,10 +1,11 @@
-// The nodes table: one row per sender with its sync phases (ms since its start);
-// the slowest to sync is marked.
+// The nodes table: the first nodes of the run, slowest sync first (the answer never
+// grows with the senders), one row each with its sync phases (ms since its start),
+// the slowest to sync marked, and "and N more" under it.
 import { $, clock, el, ms, num, row, short } from './draw.js';
 import { PHASES, SYNCED } from './events.js';
 import { state } from './state.js';
 
-/** The table's header (once) and a row per node known. */
+/** The table's header (once), a row per node shown, and how many are not shown. */
 export function renderNodes() {
   const head = $('nodes').tHead;
   if (!head.rows.length) {
@@ -23,4 +24,7 @@ export function renderNodes() {
     ...PHASES.map((phase) => num(ms(node.phases_ms?.[phase.name]))),
   ], node === slowest ? 'slowest' : ''));
   $('nodes').tBodies[0].replaceChildren(...rows);
+  const more = state.nodesTotal - state.nodes.size;
+  $('nodes-more').hidden = more <= 0;
+  $('nodes-more').textContent = more > 0 ? `… and ${more} more` : '';
 }

@@ -66,5 +66,5 @@ export function renderHeadline({ flaggedRounds, disagreeing }) {
 
 /** The header's "N reports · M nodes". */
 export function renderTotals() {
-  $('totals').textContent = `${state.total} reports · ${state.nodes.size} nodes`;
+  $('totals').textContent = `${state.total} reports · ${state.nodesTotal} nodes`;
 }

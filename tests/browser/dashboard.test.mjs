@@ -333,3 +333,46 @@ test('with a read token the page passes ?token= on every read', async () => {
     await stopServer(guarded);
   }
 });
+
+test('the nodes table shows the first 50, slowest sync first, and how many more', async () => {
+  const crowded = await startServer(['--listen', '127.0.0.1:0', '--memory']);
+  const other = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  const asked = [];
+  other.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
+  other.on('pageerror', (error) => errors.push(error.message));
+  other.on('request', (request) => asked.push(new URL(request.url())));
+  try {
+    // 60 nodes; node k syncs in k + 1 ms, so n59 is the slowest.
+    const start = Date.now() * 1e6;
+    for (let k = 0; k < 60; k += 1) {
+      const sender = `n${String(k).padStart(2, '0')}`;
+      await send(crowded.url, sender, 'EVENT_LIBP2P_NODE_ID_KNOWN', 'id', start);
+      await send(crowded.url, sender, 'EVENT_INITIAL_SYNC_COMPLETED', 'synced', start + (k + 1) * 1e6);
+    }
+    await other.goto(`${crowded.url}/`);
+    await waitFor('the first 50 nodes', other.waitForFunction(
+      () => document.querySelectorAll('#nodes tbody tr').length === 50, null, WAIT));
+    const rows = await other.locator('#nodes tbody tr td:first-child').allInnerTexts();
+    assert.deepEqual(rows.slice(0, 3), ['n59', 'n58', 'n57'], 'slowest sync first');
+    assert.equal(await other.locator('#nodes-more').innerText(), '… and 10 more');
+    assert.match(await other.locator('#totals').innerText(), /· 60 nodes$/);
+    assert.match(await other.locator('#headline').innerText(), /slowest sync: n59 \(60\.0+ ms\)/);
+    // A new node's report does not add a row; the next summary counts it.
+    await waitFor('the live stream', other.waitForSelector('#status.online', WAIT));
+    await send(crowded.url, 'late', 'EVENT_TRANSACTION_RECEIVED', 'hello');
+    await waitFor('61 nodes counted', other.waitForFunction(
+      () => /· 61 nodes$/.test(document.getElementById('totals').textContent), null, WAIT));
+    assert.equal(await other.locator('#nodes tbody tr').count(), 50);
+    assert.equal(await other.locator('#nodes-more').innerText(), '… and 11 more');
+    const summaries = asked.filter((address) => address.pathname === '/api/analysis');
+    assert.ok(summaries.length >= 2, 'the summary was read again');
+    assert.ok(summaries.every((address) => address.searchParams.get('nodes') === '50'),
+      `the page asks only for the nodes it shows: ${summaries}`);
+    assert.ok(!asked.some((address) => address.pathname === '/api/nodes'), 'no page of every node');
+    assert.deepEqual(errors, []);
+  } finally {
+    await other.close();
+    await stopServer(crowded);
+  }
+});

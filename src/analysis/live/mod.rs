@@ -16,7 +16,7 @@
 //! problem round; and the [`Timeline`] counts.
 //!
 //! # Layout
-//! - `nodes`: per sender, its aggregates and summary.
+//! - `nodes`: per sender, its aggregates and summary; pages of summaries.
 //! - `rounds`: per round kind, the sends and receipts; rounds and receivers.
 //! - `missed`: per round, how many expected receivers missed it, under range updates.
 //! - `winners`: winner reports by problem round, and agreement.
@@ -30,6 +30,7 @@ mod timeline;
 mod times;
 mod winners;
 
+pub use nodes::{NodeOrder, NodesPage};
 pub use rounds::Receiver;
 pub use timeline::SenderCounts;
 
@@ -70,6 +71,9 @@ pub struct LiveAnalysis {
     /// Sender ids in name order.
     sorted: Vec<u32>,
     nodes: Vec<Node>,
+    /// (sync time in ns, sender id) of the nodes that completed their initial
+    /// sync, slowest first, then by name.
+    by_sync: Vec<(i64, u32)>,
     kinds: [KindRounds; 3],
     winners: Winners,
     timeline: Timeline,
@@ -117,9 +121,10 @@ impl LiveAnalysis {
             self.nodes.push(Node::new(time, report.event));
         }
         let node = &mut self.nodes[sender as usize];
-        let old_first = node.first();
+        let (old_first, old_sync) = (node.first(), node.sync_ns());
         node.add(report);
-        let first = node.first();
+        let (first, sync) = (node.first(), node.sync_ns());
+        self.sync_moved(sender, old_sync, sync);
         if first < old_first {
             // It reported earlier than it was known to: it is expected in the
             // rounds sent in between.
@@ -150,13 +155,16 @@ impl LiveAnalysis {
         self.reports
     }
 
-    /// What `/api/analysis` shows: nodes, the newest `recent` rounds and winner
-    /// rounds, the totals, and the whole-run distributions.
-    pub fn summary(&self, recent: usize) -> Analysis {
+    /// What `/api/analysis` shows: the first `nodes` nodes in sync order (slowest
+    /// first), the newest `recent` rounds and winner rounds, the totals, and the
+    /// whole-run distributions.
+    pub fn summary(&self, recent: usize, nodes: usize) -> Analysis {
         let mut winners = self.winners_page(false, None, recent).items;
         winners.reverse();
+        let nodes = self.nodes_page(NodeOrder::Sync, 0, nodes);
         Analysis {
-            nodes: self.nodes(),
+            nodes: nodes.nodes,
+            nodes_total: nodes.total,
             rounds: self.recent_rounds(recent),
             rounds_total: self.rounds_total(),
             rounds_flagged: self.rounds_flagged(),

@@ -1,10 +1,37 @@
-//! Per sender: its aggregates (counts by event, latest report, sync phases) and
-//! the summary `/api/nodes` shows.
+//! Per sender: its aggregates (counts by event, latest report, sync phases), the
+//! summary `/api/nodes` shows, and the pages of summaries in sender order or
+//! slowest sync first, so that no answer grows with the senders.
 
 use super::{EVENT_INDEXES, LiveAnalysis, event_at, event_index};
 use crate::analysis::{NodeSummary, SYNC_PHASES, millis};
 use crate::pb::Event;
 use crate::report::Report;
+use serde::Deserialize;
+use std::cmp::Reverse;
+
+/// The order of a page of nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOrder {
+    /// The nodes that completed their initial sync, slowest first (by the time
+    /// from their start to `INITIAL_SYNC_COMPLETED`, then by name), then every
+    /// other node by name.
+    #[default]
+    Sync,
+    /// By name.
+    Sender,
+}
+
+/// A page of node summaries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodesPage {
+    /// The summaries, in the order asked for.
+    pub nodes: Vec<NodeSummary>,
+    /// How many senders the run has.
+    pub total: usize,
+    /// The `offset` of the following page; `None` on the last one.
+    pub next: Option<usize>,
+}
 
 /// One sender's aggregates.
 #[derive(Debug)]
@@ -39,6 +66,20 @@ impl Node {
         self.first
     }
 
+    /// Its start: its first `LIBP2P_NODE_ID_KNOWN`, else its first report.
+    fn start(&self) -> i64 {
+        match self.phases[0] {
+            i64::MAX => self.first,
+            known => known,
+        }
+    }
+
+    /// How long it took from its start to complete its initial sync (ns), if it did.
+    pub(super) fn sync_ns(&self) -> Option<i64> {
+        let synced = self.phases[SYNC_PHASES.len() - 1];
+        (synced != i64::MAX).then(|| synced.saturating_sub(self.start()))
+    }
+
     /// Takes one of its reports, in any order.
     pub(super) fn add(&mut self, report: &Report) {
         let time = report.time_unix_nano;
@@ -61,34 +102,96 @@ impl LiveAnalysis {
     pub fn nodes(&self) -> Vec<NodeSummary> {
         self.sorted
             .iter()
-            .map(|id| {
-                let node = &self.nodes[*id as usize];
-                let start = match node.phases[0] {
-                    i64::MAX => node.first,
-                    known => known,
-                };
-                NodeSummary {
-                    sender: self.senders.name(*id).to_string(),
-                    reports: node.reports,
-                    start_unix_nano: start,
-                    last_unix_nano: node.latest.0,
-                    last_event: node.last_event.as_str_name(),
-                    last_message: node.last_message.clone(),
-                    counts: node
-                        .counts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, count)| **count > 0)
-                        .map(|(index, count)| (event_at(index).as_str_name(), *count))
-                        .collect(),
-                    phases_ms: SYNC_PHASES
-                        .iter()
-                        .zip(node.phases)
-                        .filter(|(_, time)| *time != i64::MAX)
-                        .map(|(phase, time)| (phase.as_str_name(), millis(start, time)))
-                        .collect(),
-                }
-            })
+            .map(|id| self.node_summary(*id))
             .collect()
+    }
+
+    /// At most `limit` summaries in `order` from the `offset`-th on. In sender
+    /// order, and among the synced nodes in sync order, it costs O(limit); past
+    /// them (the nodes not synced, by name) O(offset + limit).
+    pub fn nodes_page(&self, order: NodeOrder, offset: usize, limit: usize) -> NodesPage {
+        let total = self.sorted.len();
+        let ids: Vec<u32> = match order {
+            NodeOrder::Sender => self
+                .sorted
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .copied()
+                .collect(),
+            NodeOrder::Sync => {
+                let synced = self
+                    .by_sync
+                    .iter()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|(_, id)| *id);
+                let shown = synced.len();
+                let rest = self
+                    .sorted
+                    .iter()
+                    .filter(|id| self.nodes[**id as usize].sync_ns().is_none())
+                    .skip(offset.saturating_sub(self.by_sync.len()))
+                    .take(limit - shown)
+                    .copied();
+                synced.chain(rest).collect()
+            }
+        };
+        let end = offset.saturating_add(ids.len());
+        NodesPage {
+            nodes: ids.iter().map(|id| self.node_summary(*id)).collect(),
+            total,
+            next: (end < total && !ids.is_empty()).then_some(end),
+        }
+    }
+
+    /// Keeps `sender` in its place in the sync order after its sync time went
+    /// from `old` to `new` (each `None`: not synced).
+    pub(super) fn sync_moved(&mut self, sender: u32, old: Option<i64>, new: Option<i64>) {
+        if old == new {
+            return;
+        }
+        let senders = &self.senders;
+        let key = |ns: i64, id: u32| (Reverse(ns), senders.name(id));
+        if let Some(old) = old {
+            let at = self
+                .by_sync
+                .partition_point(|(ns, id)| key(*ns, *id) < key(old, sender));
+            debug_assert_eq!(self.by_sync.get(at), Some(&(old, sender)));
+            self.by_sync.remove(at);
+        }
+        if let Some(new) = new {
+            let at = self
+                .by_sync
+                .partition_point(|(ns, id)| key(*ns, *id) < key(new, sender));
+            self.by_sync.insert(at, (new, sender));
+        }
+    }
+
+    /// The summary of sender `id`.
+    fn node_summary(&self, id: u32) -> NodeSummary {
+        let node = &self.nodes[id as usize];
+        let start = node.start();
+        NodeSummary {
+            sender: self.senders.name(id).to_string(),
+            reports: node.reports,
+            start_unix_nano: start,
+            last_unix_nano: node.latest.0,
+            last_event: node.last_event.as_str_name(),
+            last_message: node.last_message.clone(),
+            counts: node
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(index, count)| (event_at(index).as_str_name(), *count))
+                .collect(),
+            phases_ms: SYNC_PHASES
+                .iter()
+                .zip(node.phases)
+                .filter(|(_, time)| *time != i64::MAX)
+                .map(|(phase, time)| (phase.as_str_name(), millis(start, time)))
+                .collect(),
+        }
     }
 }

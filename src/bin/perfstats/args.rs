@@ -10,6 +10,7 @@ use perfstats::cluster::{self as cluster, ClusterConfig};
 use perfstats::labels;
 use perfstats::metrics::DEFAULT_MAX_SENDER_LABELS;
 use perfstats::serve::{ServeConfig, TlsFiles};
+use perfstats::server::DEFAULT_MAX_ANSWER_BYTES;
 use perfstats::server::connections::DEFAULT_MAX_CONNECTIONS;
 use perfstats::server::{
     DEFAULT_MAX_EXPORTS, DEFAULT_MAX_STREAM_TEXT, DEFAULT_MAX_SUBSCRIBERS, LimitsConfig, Tokens,
@@ -311,6 +312,10 @@ pub(crate) struct Serve {
     /// RESOURCE_EXHAUSTED and stores nothing.
     #[arg(long, env = "PERFSTATS_MAX_STREAM_TEXT", default_value_t = DEFAULT_MAX_STREAM_TEXT)]
     pub(crate) max_stream_text: usize,
+    /// Bytes of JSON answers (/api/…) being written at once, so that clients that
+    /// do not read cannot make the server hold more; past it, 503 with Retry-After.
+    #[arg(long, env = "PERFSTATS_MAX_ANSWER_BYTES", default_value_t = DEFAULT_MAX_ANSWER_BYTES)]
+    pub(crate) max_answer_bytes: usize,
     /// A DNS name browsers may use to reach the server, besides IP addresses and
     /// localhost (repeatable; the variable takes a comma-separated list; * for any).
     #[arg(
@@ -428,6 +433,7 @@ impl Serve {
                 max_subscribers: self.max_subscribers,
                 max_exports: self.max_exports,
                 max_stream_text: self.max_stream_text,
+                max_answer_bytes: self.max_answer_bytes,
                 max_connections: self.max_connections,
             },
             allow_hosts: self.allow_host,

@@ -1,26 +1,84 @@
-//! The analysis as the API serves it: node summaries, `/api/analysis`, paged
-//! rounds and winner rounds. Every read costs O(what it returns): the store keeps
-//! the analysis current.
+//! The analysis as the API serves it: pages of node summaries, `/api/analysis`,
+//! paged rounds and winner rounds. Every read costs O(what it returns): the store
+//! keeps the analysis current; no answer grows with the senders or the rounds.
 
-use super::{RunParam, read_analysis};
-use crate::analysis::live::Page;
-use crate::analysis::{self, RoundKind};
+use super::{answer, read_analysis};
+use crate::analysis::RoundKind;
+use crate::analysis::live::{NodeOrder, NodesPage, Page};
 use crate::error::Error;
 use crate::server::AppState;
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{self, State};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-/// `GET /api/nodes?run=`: one summary per sender.
+/// Nodes one `/api/nodes` page, and `/api/analysis`, hold when not told.
+pub const DEFAULT_NODES_PAGE: usize = 100;
+/// The most nodes one answer holds.
+pub const MAX_NODES_PAGE: usize = 1_000;
+
+/// The parameters of `/api/nodes`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NodesParams {
+    run: Option<String>,
+    order: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// The order named by `order` (default: slowest sync first).
+fn node_order(order: Option<&str>) -> Result<NodeOrder, Error> {
+    match order {
+        None | Some("sync") => Ok(NodeOrder::Sync),
+        Some("sender") => Ok(NodeOrder::Sender),
+        Some(other) => Err(Error::BadRequest(format!(
+            "order: must be sync (slowest sync first) or sender (by name) (got {other:?})"
+        ))),
+    }
+}
+
+/// `nodes`, or the default page of nodes, checked against the page rule.
+fn nodes_count(field: &str, nodes: Option<usize>, low: usize) -> Result<usize, Error> {
+    let nodes = nodes.unwrap_or(DEFAULT_NODES_PAGE);
+    if nodes < low || nodes > MAX_NODES_PAGE {
+        return Err(Error::BadRequest(format!(
+            "{field}: must be from {low} to {MAX_NODES_PAGE} (got {nodes})"
+        )));
+    }
+    Ok(nodes)
+}
+
+/// A page of nodes as answered: `nodes`, `nodes_total` (the run's senders) and
+/// `next`, the `offset` of the following page (null on the last one).
+struct NodesAnswer(NodesPage);
+
+impl Serialize for NodesAnswer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("nodes", &self.0.nodes)?;
+        map.serialize_entry("nodes_total", &self.0.total)?;
+        map.serialize_entry("next", &self.0.next)?;
+        map.end()
+    }
+}
+
+/// `GET /api/nodes?run=&order=sync|sender&offset=&limit=`: a page of node
+/// summaries, slowest sync first (or by name), `limit` (1 to 1,000, default 100)
+/// from the `offset`-th on.
 pub async fn nodes(
     State(state): State<AppState>,
-    params: Result<extract::Query<RunParam>, QueryRejection>,
-) -> Result<Json<Vec<analysis::NodeSummary>>, Error> {
-    let run = params?.0.run;
-    Ok(Json(
-        read_analysis(&state, run.as_deref(), |live| Ok(live.nodes())).await?,
-    ))
+    params: Result<extract::Query<NodesParams>, QueryRejection>,
+) -> Result<Response, Error> {
+    let params = params?.0;
+    let order = node_order(params.order.as_deref())?;
+    let limit = nodes_count("limit", params.limit, 1)?;
+    let offset = params.offset.unwrap_or(0);
+    let page = read_analysis(&state, params.run.as_deref(), move |live| {
+        Ok(live.nodes_page(order, offset, limit))
+    })
+    .await?;
+    answer::json(&state, &NodesAnswer(page))
 }
 
 /// Rounds and winner rounds `/api/analysis` shows when `recent` is not given.
@@ -34,6 +92,8 @@ pub struct AnalysisParams {
     run: Option<String>,
     /// Only the newest this many rounds and winner rounds.
     recent: Option<usize>,
+    /// Only the first this many nodes, slowest sync first.
+    nodes: Option<usize>,
 }
 
 fn check_count(field: &str, value: usize, low: usize) -> Result<usize, Error> {
@@ -45,20 +105,21 @@ fn check_count(field: &str, value: usize, low: usize) -> Result<usize, Error> {
     Ok(value)
 }
 
-/// `GET /api/analysis?run=&recent=`: nodes and sync phases, the newest rounds and
-/// winner rounds, the totals and the whole-run distributions.
+/// `GET /api/analysis?run=&recent=&nodes=`: the first `nodes` nodes (0 to 1,000,
+/// default 100; slowest sync first) with their sync phases and `nodes_total`, the
+/// newest rounds and winner rounds, the totals and the whole-run distributions.
 pub async fn analysis(
     State(state): State<AppState>,
     params: Result<extract::Query<AnalysisParams>, QueryRejection>,
-) -> Result<Json<analysis::Analysis>, Error> {
+) -> Result<Response, Error> {
     let params = params?.0;
     let recent = check_count("recent", params.recent.unwrap_or(DEFAULT_RECENT), 0)?;
-    Ok(Json(
-        read_analysis(&state, params.run.as_deref(), move |live| {
-            Ok(live.summary(recent))
-        })
-        .await?,
-    ))
+    let nodes = nodes_count("nodes", params.nodes, 0)?;
+    let summary = read_analysis(&state, params.run.as_deref(), move |live| {
+        Ok(live.summary(recent, nodes))
+    })
+    .await?;
+    answer::json(&state, &summary)
 }
 
 /// Rounds one `/api/rounds` or `/api/winners` page holds when `limit` is not given.
@@ -99,7 +160,7 @@ impl<T: Serialize> Serialize for PageAnswer<T> {
 pub async fn rounds(
     State(state): State<AppState>,
     params: Result<extract::Query<RoundsParams>, QueryRejection>,
-) -> Result<Json<PageAnswer<analysis::Round>>, Error> {
+) -> Result<Response, Error> {
     let params = params?.0;
     let limit = check_count("limit", params.limit.unwrap_or(DEFAULT_ROUNDS_PAGE), 1)?;
     let page = read_analysis(&state, params.run.as_deref(), move |live| {
@@ -118,10 +179,13 @@ pub async fn rounds(
         Ok(live.rounds_page(params.kind, params.flagged, params.before, limit))
     })
     .await?;
-    Ok(Json(PageAnswer {
-        key: "rounds",
-        page,
-    }))
+    answer::json(
+        &state,
+        &PageAnswer {
+            key: "rounds",
+            page,
+        },
+    )
 }
 
 /// The parameters of `/api/winners`.
@@ -138,15 +202,18 @@ pub struct WinnersParams {
 pub async fn winners(
     State(state): State<AppState>,
     params: Result<extract::Query<WinnersParams>, QueryRejection>,
-) -> Result<Json<PageAnswer<analysis::WinnerRound>>, Error> {
+) -> Result<Response, Error> {
     let params = params?.0;
     let limit = check_count("limit", params.limit.unwrap_or(DEFAULT_ROUNDS_PAGE), 1)?;
     let page = read_analysis(&state, params.run.as_deref(), move |live| {
         Ok(live.winners_page(params.disagreeing, params.before, limit))
     })
     .await?;
-    Ok(Json(PageAnswer {
-        key: "winners",
-        page,
-    }))
+    answer::json(
+        &state,
+        &PageAnswer {
+            key: "winners",
+            page,
+        },
+    )
 }

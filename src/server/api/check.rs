@@ -2,13 +2,14 @@
 //! [`crate::analysis::check`]'s; this reads the parameters, finds the runs and
 //! answers with the outcomes.
 
+use super::answer;
 use crate::analysis::check::{Checked, Checks};
 use crate::error::Error;
 use crate::server::AppState;
 use crate::store::RunInfo;
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{self, State};
+use axum::response::Response;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -71,7 +72,7 @@ impl CheckParams {
 pub async fn check(
     State(state): State<AppState>,
     pairs: Result<extract::Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<CheckAnswer>, Error> {
+) -> Result<Response, Error> {
     let params = CheckParams::from_pairs(pairs?.0)?;
     let run = params
         .run
@@ -104,9 +105,12 @@ pub async fn check(
     })
     .await
     .map_err(|error| Error::Unavailable(format!("check failed: {error}")))?;
-    Ok(Json(CheckAnswer {
-        run,
-        baseline,
-        checked,
-    }))
+    answer::json(
+        &state,
+        &CheckAnswer {
+            run,
+            baseline,
+            checked,
+        },
+    )
 }

@@ -1,12 +1,13 @@
 //! `/api/compare`: two runs side by side, with intervals for the differences.
 
+use super::answer;
 use crate::analysis;
 use crate::error::Error;
 use crate::server::AppState;
 use crate::store::RunInfo;
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{self, State};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ pub struct Compared {
 pub async fn compare(
     State(state): State<AppState>,
     params: Result<extract::Query<CompareParams>, QueryRejection>,
-) -> Result<Json<Compared>, Error> {
+) -> Result<Response, Error> {
     let params = params?.0;
     let named = |field: &str, value: Option<String>| {
         value
@@ -67,5 +68,5 @@ pub async fn compare(
     })
     .await
     .map_err(|error| Error::Unavailable(format!("compare failed: {error}")))?;
-    Ok(Json(Compared { a, b, comparison }))
+    answer::json(&state, &Compared { a, b, comparison })
 }

@@ -1,12 +1,11 @@
 //! `GET /metrics`: the Prometheus exposition, with the current run's latencies.
 
-use super::read_analysis;
+use super::{answer, read_analysis};
 use crate::analysis::RoundKind;
 use crate::error::Error;
 use crate::server::AppState;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 /// `GET /metrics`: the Prometheus exposition (OpenMetrics text), with the current
 /// run's propagation latencies from its whole-run distributions.
@@ -15,6 +14,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
     let gauges = crate::metrics::Gauges {
         subscribers: state.store.subscribers(),
         stream_text_bytes: state.limits.stream_text_held(),
+        answer_bytes: state.limits.answer_bytes_held(),
         stream: match &state.writes {
             crate::writes::Writes::Shared(cluster) => Some(cluster.status()),
             crate::writes::Writes::Local(_) => None,
@@ -28,12 +28,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
         Ok(metrics.encode(gauges, &propagation))
     })
     .await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
+    answer::budgeted(
+        &state,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        text.into_bytes(),
     )
-        .into_response())
 }

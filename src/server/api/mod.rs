@@ -2,9 +2,11 @@
 //! filters and CSV rows), the analysis, the timeline, comparisons, sweeps across
 //! labelled runs, the pass/fail check, and the metrics exposition. Handlers
 //! return [`Error`] for anything refused; it becomes
-//! the HTTP answer in one place (`crate::error`).
+//! the HTTP answer in one place (`crate::error`). Answers are written within one
+//! shared byte budget (`answer`).
 
 mod analysis;
+pub(super) mod answer;
 mod check;
 mod compare;
 mod csv;
@@ -15,7 +17,7 @@ mod runs;
 mod sweep;
 mod timeline;
 
-pub use analysis::{analysis, nodes, rounds, winners};
+pub use analysis::{DEFAULT_NODES_PAGE, MAX_NODES_PAGE, analysis, nodes, rounds, winners};
 pub use check::check;
 pub use compare::compare;
 pub use filters::{Filters, MAX_SEQ};
@@ -28,7 +30,6 @@ pub use timeline::timeline;
 use super::AppState;
 use crate::analysis::live::LiveAnalysis;
 use crate::error::Error;
-use serde::Deserialize;
 
 /// Runs `read` on run `run`'s live analysis (default: the current run), on the
 /// blocking pool: a read takes at most milliseconds, but it must not stall the
@@ -52,10 +53,4 @@ fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, Error> {
         .map_err(|error| Error::BadRequest(format!("query: {error}")))?;
     pairs.retain(|(name, _)| name != "token");
     Ok(pairs)
-}
-
-/// The `run` parameter alone.
-#[derive(Debug, Default, Deserialize)]
-pub struct RunParam {
-    run: Option<String>,
 }

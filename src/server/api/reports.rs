@@ -1,5 +1,6 @@
 //! Reports themselves: `/api/reports` pages and `/api/export` downloads.
 
+use super::answer;
 use super::csv::{CSV_HEADER, csv_row};
 use super::filters::{Filters, Format};
 use crate::error::Error;
@@ -72,7 +73,7 @@ pub async fn reports(
         None => "null".into(),
     };
     body.extend_from_slice(format!("],\"next\":{next}}}").as_bytes());
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    answer::budgeted(&state, "application/json", body)
 }
 
 /// `GET /api/export?run=&format=csv|ndjson`: the whole run (filters apply) as a

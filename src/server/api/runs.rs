@@ -1,15 +1,14 @@
 //! `/api/runs`: list the runs (filtered by label), start a new one, replace a
 //! run's labels.
 
-use super::query_pairs;
+use super::{answer, query_pairs};
 use crate::error::Error;
 use crate::labels::{self, Filter, Labels};
 use crate::server::AppState;
-use crate::store::RunInfo;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -18,11 +17,11 @@ use serde::de::DeserializeOwned;
 pub async fn runs(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Vec<RunInfo>>, Error> {
+) -> Result<Response, Error> {
     let filter = label_filter(query.as_deref())?;
     let mut runs = state.store.runs();
     runs.retain(|run| filter.matches(&run.labels));
-    Ok(Json(runs))
+    answer::json(&state, &runs)
 }
 
 /// The `label=` filters of a query string; any other parameter is refused.
@@ -71,7 +70,7 @@ pub async fn new_run(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<RunInfo>, Error> {
+) -> Result<Response, Error> {
     let NewRun { name, labels } = if body.iter().all(u8::is_ascii_whitespace) {
         check_json(&headers)?;
         NewRun::default()
@@ -83,7 +82,8 @@ pub async fn new_run(
         )?
     };
     let labels = labels_of(labels)?;
-    Ok(Json(state.writes.new_run(name, labels).await?))
+    let run = state.writes.new_run(name, labels).await?;
+    answer::json(&state, &run)
 }
 
 /// `PUT /api/runs/{run}/labels {"k": "v", …}`: replaces the run's labels (by id
@@ -93,10 +93,11 @@ pub async fn set_labels(
     Path(run): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<RunInfo>, Error> {
+) -> Result<Response, Error> {
     let labels = labels_of(json_body(&headers, &body, r#"{"key": "value", …}"#)?)?;
     let run = state.store.resolve_run(Some(&run))?;
-    Ok(Json(state.writes.set_labels(&run, labels).await?))
+    let run = state.writes.set_labels(&run, labels).await?;
+    answer::json(&state, &run)
 }
 
 /// Refuses a body not sent as `application/json`.

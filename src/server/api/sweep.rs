@@ -3,14 +3,14 @@
 //! headline figures, ordered by the value, and with numeric values the slope of
 //! each kind's p50 against it.
 
-use super::query_pairs;
+use super::{answer, query_pairs};
 use crate::analysis::RoundKind;
 use crate::analysis::sweep::{RunFigures, Slope, number, order, theil_sen};
 use crate::error::Error;
 use crate::labels::{self, Filter, Labels};
 use crate::server::AppState;
-use axum::Json;
 use axum::extract::{RawQuery, State};
+use axum::response::Response;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ pub struct SweepRun {
 pub async fn sweep(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Sweep>, Error> {
+) -> Result<Response, Error> {
     let mut by = None;
     let mut filters = Vec::new();
     for (name, value) in query_pairs(query.as_deref())? {
@@ -106,13 +106,16 @@ pub async fn sweep(
     } else {
         BTreeMap::new()
     };
-    Ok(Json(Sweep {
-        by,
-        numeric,
-        runs_matching,
-        runs,
-        slopes,
-    }))
+    answer::json(
+        &state,
+        &Sweep {
+            by,
+            numeric,
+            runs_matching,
+            runs,
+            slopes,
+        },
+    )
 }
 
 /// Per kind, the Theil–Sen slope of p50 against the (numeric) value.

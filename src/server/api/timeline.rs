@@ -1,15 +1,15 @@
 //! `/api/timeline`: a window of a run, counted per sender and event per bucket,
 //! with the reports themselves when the window holds few.
 
-use super::read_analysis;
+use super::{answer, read_analysis};
 use crate::analysis::live::SenderCounts;
 use crate::error::Error;
 use crate::report::Report;
 use crate::server::AppState;
 use crate::store::Query;
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{self, State};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ pub struct Timeline {
 pub async fn timeline(
     State(state): State<AppState>,
     params: Result<extract::Query<TimelineParams>, QueryRejection>,
-) -> Result<Json<Timeline>, Error> {
+) -> Result<Response, Error> {
     let params = params?.0;
     let buckets = params.buckets.unwrap_or(DEFAULT_BUCKETS);
     if buckets == 0 || buckets > MAX_BUCKETS {
@@ -121,5 +121,5 @@ pub async fn timeline(
             .await?;
         answer.reports = Some(reports);
     }
-    Ok(Json(answer))
+    answer::json(&state, &answer)
 }
