@@ -9,9 +9,11 @@
 //! seqs may have holes (run messages, duplicates beyond the stream's window).
 //!
 //! # Layout
-//! - `committer`: group commit (who commits, one transaction a batch, answers).
+//! - `committer`: group commit (who commits, transactions sized to their cost,
+//!   answers).
 //! - `backend`: what a backend offers; `sqlite` (with its schema migrations) and
 //!   `memory` are the two.
+//! - `checkpoint`: SQLite's WAL copied into the database beside the writer.
 //! - `runs`: runs as contiguous seq ranges, and the rules for starting one.
 //! - `query`: which reports a read selects.
 //! - `analyses`: each run's live analysis, built from the store when first asked.
@@ -21,6 +23,7 @@
 mod analyses;
 mod applier;
 mod backend;
+mod checkpoint;
 mod committer;
 mod figures;
 mod memory;

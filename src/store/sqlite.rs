@@ -1,11 +1,14 @@
 //! The SQLite backend: one database file in WAL mode, a writer connection owned by
 //! the committer thread and a separate reader connection, so reads never block writes.
 //!
+//! The WAL is checkpointed by a thread of its own (`checkpoint`), not in commits.
+//!
 //! `synchronous = NORMAL` with WAL: a committed transaction survives the process
 //! being killed (the data is in the OS page cache before the commit returns); a
 //! power cut may lose the last few commits.
 
 use super::backend::{Inserted, Reader, Writer};
+use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::{Query, RunInfo};
 use crate::error::Error;
 use crate::labels::Labels;
@@ -111,6 +114,8 @@ pub(super) struct SqliteWriter {
     taken: Option<u64>,
     /// The last range of skipped seqs, once read (`Some(None)`: there is none).
     last_hole: Option<Hole>,
+    /// Checkpoints the WAL beside this connection's commits.
+    _checkpointer: Checkpointer,
 }
 
 /// The last range of skipped seqs, `(first, last)`, if any.
@@ -134,7 +139,11 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
     connection
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
         .map_err(failed)?;
+    connection
+        .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+        .map_err(failed)?;
     migrate(&connection, path)?;
+    let checkpointer = Checkpointer::start(path)?;
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -145,6 +154,7 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
             connection,
             taken: None,
             last_hole: None,
+            _checkpointer: checkpointer,
         },
         SqliteReader {
             connection: Mutex::new(reader),
