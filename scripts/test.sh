@@ -61,6 +61,7 @@ node --test --test-reporter=tap tests/browser/ 2>&1 | tee -a "$log"
 # The benchmarks, as smoke runs: they print figures and assert nothing on speed.
 cargo bench --bench ingest -- --quick
 cargo bench --bench long_run -- --quick
+cargo bench --bench attacks -- --quick
 node benches/dashboard.mjs
 
 # One closing line for the whole suite (cargo's and node's counts).
