@@ -18,8 +18,9 @@ pub enum Writes {
 }
 
 impl Writes {
-    /// Stores or publishes `reports` (validated), all or none for a local store:
-    /// one receipt each, in order.
+    /// Stores or publishes `reports` (validated): one receipt each, in order. A
+    /// local store takes up to 1,024 all or none, more in pieces
+    /// ([`Store::append`]).
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
         match self {
             Writes::Local(store) => store.append(reports).await,

@@ -99,7 +99,13 @@ async fn an_old_backlog_is_stored_in_pieces_beside_other_writers() {
                     report_id: format!("honest-{n}"),
                 };
                 let call = Instant::now();
-                stub.report_stat(report).await.unwrap();
+                support::within(
+                    Duration::from_secs(30),
+                    "an honest ACK",
+                    stub.report_stat(report),
+                )
+                .await
+                .unwrap();
                 latencies.push(call.elapsed());
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -113,7 +119,9 @@ async fn an_old_backlog_is_stored_in_pieces_beside_other_writers() {
     let long_call = (OLD_IN_CALLS..OLD_IN_CALLS + ONE_CALL).map(old).collect();
     send(&mut stub, long_call, ONE_CALL).await;
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = honest.await.unwrap();
+    let mut latencies = support::within(Duration::from_secs(30), "the honest client", honest)
+        .await
+        .unwrap();
     latencies.sort();
 
     // Nothing lost: the run holds every report, the analysis counts them all.

@@ -365,9 +365,9 @@ impl Client {
     /// Sends many reports in one `ReportStats` stream through the retry policy
     /// (moving to the next server after a retryable failure). Reports without a
     /// `report_id` get one first, the same for every attempt, so each is stored
-    /// once: a server of its own stores all of a call or none; servers sharing a
-    /// stream may have stored part of a failed call, which the retry completes
-    /// (those come back as duplicates).
+    /// once: a server may have stored part of a failed call (servers sharing a
+    /// stream; one server storing a call of more than 1,024 reports in pieces when
+    /// a commit fails), which the retry completes (those come back as duplicates).
     pub async fn send_batch_with_retries(
         &self,
         mut reports: Vec<PerformanceData>,

@@ -151,11 +151,17 @@ impl Limits {
         self.stream_text_held() + self.answer_bytes_held()
     }
 
-    /// The most bytes the byte budgets held at once since the last call (at least
-    /// what they hold now); starts the count again from now.
-    pub fn take_high_water(&self) -> usize {
-        let held = self.held_bytes();
-        self.high_water.swap(held, Ordering::Relaxed).max(held)
+    /// The most bytes the byte budgets held at once since [`Limits::reset_high_water`]
+    /// (at least what they hold now).
+    pub fn high_water(&self) -> usize {
+        self.high_water
+            .fetch_max(self.held_bytes(), Ordering::Relaxed)
+            .max(self.held_bytes())
+    }
+
+    /// Starts the count of [`Limits::high_water`] again from what is held now.
+    pub fn reset_high_water(&self) {
+        self.high_water.store(self.held_bytes(), Ordering::Relaxed);
     }
 
     /// `bytes` more for an open `ReportStats` stream's reports, or `Busy` when all

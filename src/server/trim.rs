@@ -3,8 +3,8 @@
 //! for reuse, so a server that once held 250 MiB of open `ReportStats` calls
 //! kept most of it after they ended; `malloc_trim` returns the free pages. It runs
 //! only after the byte budgets (open calls, answers being written) held
-//! [`WORTH_TRIMMING`] more than they do now, off the async workers, at most once
-//! a [`LOOK_EVERY`].
+//! [`WORTH_TRIMMING`] more at some point since the last trim than they do now,
+//! off the async workers, at most once a [`LOOK_EVERY`].
 
 use super::limits::Limits;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 /// How often the budgets are looked at.
 pub const LOOK_EVERY: Duration = Duration::from_secs(1);
-/// Bytes the budgets must have let go of since the last look for a trim.
+/// Bytes the budgets must have let go of since the last trim for another.
 pub const WORTH_TRIMMING: usize = 16 << 20;
 
 /// Trims after the budgets in `limits` let go of [`WORTH_TRIMMING`] bytes, until
@@ -26,9 +26,11 @@ pub async fn return_freed_memory(limits: Arc<Limits>, mut shutdown: watch::Recei
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stopping| *stopping) => return,
         }
-        let high = limits.take_high_water();
+        // Counted from the last trim, so memory let go of slowly adds up.
+        let high = limits.high_water();
         if high - limits.held_bytes().min(high) >= WORTH_TRIMMING {
             let _ = tokio::task::spawn_blocking(trim).await;
+            limits.reset_high_water();
         }
     }
 }

@@ -22,8 +22,8 @@ impl Applier {
         Applier { store }
     }
 
-    /// Stores `reports` at the seqs they carry (each above [`Applier::applied`]) in
-    /// one transaction, as [`Store::append`] does.
+    /// Stores `reports` at the seqs they carry (each above [`Applier::applied`]),
+    /// as [`Store::append`] does (in pieces past 1,024 reports, in order).
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
         self.store.append(reports).await
     }

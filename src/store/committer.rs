@@ -13,15 +13,19 @@
 //! [`CommitObserver`](super::CommitObserver) what it stored, before any caller is
 //! answered: a client that reads after its ACK sees its report counted everywhere.
 //!
-//! No transaction holds more than [`MAX_COMMIT_REPORTS`] reports, fewer when
+//! No transaction holds more than [`MAX_COMMIT_REPORTS`] reports, and fewer when
 //! reports cost more (an authority's send far older than the rest moves every
-//! later round): each commit's cost a report sets the next one's size, so that no
-//! commit holds the writer (and every caller behind it) for much more than
-//! [`COMMIT_TARGET`] whatever one call sends or in what order. A longer append is
-//! stored a piece at a time (the first of [`FIRST_PIECE`] reports, each then
-//! twice what is stored of it so far, up to the size of the moment), the rest of
-//! it queued again behind the requests that came meanwhile, and answered once its
-//! last piece is stored.
+//! later round), so that no commit holds the writer (and every caller behind it)
+//! for much more than [`COMMIT_TARGET`] whatever one call sends or in what order:
+//! - an append of at most [`MAX_COMMIT_REPORTS`] is stored in one transaction,
+//!   all or none; appends are gathered into one transaction up to a size set by
+//!   the cost a report of the commit before;
+//! - a longer append is stored a piece at a time: [`FIRST_PIECE`] reports first,
+//!   then each piece at most twice the one before and sized by its own cost a
+//!   report; the rest of it is queued again behind the requests that came
+//!   meanwhile, and it is answered once its last piece is stored. A run start,
+//!   labels or a hole met while it is unfinished waits behind it, so all of one
+//!   append goes to one run.
 
 use super::backend::{Inserted, Writer};
 use super::runs::{RunRef, set_labels, start_run, start_stream_run};
@@ -38,8 +42,7 @@ const LEADER_ROUNDS: usize = 16;
 /// Reports one transaction stores at most (about 2 ms of SQLite inserts and
 /// analysis on the machine of the README's figures).
 pub const MAX_COMMIT_REPORTS: usize = 1_024;
-/// Reports of a long append's first piece; its pieces then double in size up
-/// to the size of the moment.
+/// Reports of the first piece of an append longer than [`MAX_COMMIT_REPORTS`].
 const FIRST_PIECE: usize = 64;
 /// Reports one transaction stores at least, however costly they were.
 const MIN_COMMIT_REPORTS: usize = 8;
@@ -51,15 +54,22 @@ const COMMITTER_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs
 /// Where the receipts of one append go.
 type ReceiptsReply = oneshot::Sender<Result<Vec<Receipt>, Error>>;
 
-/// An append whose first [`MAX_COMMIT_REPORTS`] reports (at most) are in the batch being stored.
+/// An append whose reports, or a piece of them, are in the batch being stored.
 struct Caller {
     reply: ReceiptsReply,
-    /// How many of the batch's reports are its own.
+    /// How many of the batch's reports are its own (this piece).
     count: usize,
     /// The receipts of its pieces stored before.
     earlier: Vec<Receipt>,
     /// Its reports after this piece.
     later: Vec<Report>,
+}
+
+/// How many reports fit in [`COMMIT_TARGET`] at the cost a report of a commit of
+/// `count` reports that took `took` (within the bounds of a transaction's size).
+fn fit_in_target(count: usize, took: std::time::Duration) -> usize {
+    let fit = count as f64 * COMMIT_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-9);
+    (fit as usize).clamp(MIN_COMMIT_REPORTS, MAX_COMMIT_REPORTS)
 }
 
 /// A request waiting for the committer.
@@ -69,6 +79,8 @@ pub(super) enum Pending {
         reply: ReceiptsReply,
         /// The receipts of the pieces of this append already stored.
         earlier: Vec<Receipt>,
+        /// The size of its next piece, once it is being stored in pieces.
+        piece: usize,
     },
     NewRun {
         name: Option<String>,
@@ -189,8 +201,7 @@ impl Shared {
     /// many as fit in [`COMMIT_TARGET`] at its cost a report, shrinking only when it
     /// took longer (a small commit's fixed cost says nothing of its reports').
     fn size_next_piece(&self, count: usize, took: std::time::Duration) {
-        let fit = count as f64 * COMMIT_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-9);
-        let fit = (fit as usize).clamp(MIN_COMMIT_REPORTS, MAX_COMMIT_REPORTS);
+        let fit = fit_in_target(count, took);
         let piece = self.piece.load(Ordering::Relaxed);
         let next = if took > COMMIT_TARGET {
             fit
@@ -214,26 +225,48 @@ impl Shared {
         }
     }
 
-    /// Handles `queued` in order: runs of appends are stored in transactions of at
-    /// most [`MAX_COMMIT_REPORTS`] reports, then their callers are answered. Returns the rest of
-    /// the appends longer than that.
+    /// Handles `queued` in order: runs of appends are stored in transactions of a
+    /// bounded size, then their callers are answered. Returns the rest of the
+    /// appends stored in pieces, and whatever must wait behind them.
     fn commit_in_order(&self, writer: &mut dyn Writer, queued: Vec<Pending>) -> Vec<Pending> {
         let mut reports = Vec::new();
         let mut waiting = Vec::new();
         let mut rest = Vec::new();
-        let piece = self.piece.load(Ordering::Relaxed);
-        for pending in queued {
+        let mut queued = queued.into_iter();
+        while let Some(pending) = queued.next() {
+            if !matches!(pending, Pending::Append { .. }) {
+                self.store_batch(
+                    writer,
+                    std::mem::take(&mut reports),
+                    std::mem::take(&mut waiting),
+                    &mut rest,
+                );
+                if !rest.is_empty() {
+                    // An append stored in pieces is unfinished: this and what
+                    // follows wait behind it, so all of it goes to one run.
+                    rest.push(pending);
+                    rest.extend(queued);
+                    break;
+                }
+            }
             match pending {
                 Pending::Append {
                     reports: mut more,
                     reply,
                     earlier,
+                    piece,
                 } => {
-                    // Slow start: a long append's first pieces are small, so that
-                    // costly reports are found out before a big commit of them.
-                    let size = piece.min(earlier.len().max(FIRST_PIECE));
+                    let size = if !earlier.is_empty() {
+                        piece
+                    } else if more.len() > MAX_COMMIT_REPORTS {
+                        FIRST_PIECE // slow start: costly reports found out early
+                    } else {
+                        more.len()
+                    };
                     let later = more.split_off(more.len().min(size));
-                    if reports.len() + more.len() > piece {
+                    if !reports.is_empty()
+                        && reports.len() + more.len() > self.piece.load(Ordering::Relaxed)
+                    {
                         self.store_batch(
                             writer,
                             std::mem::take(&mut reports),
@@ -255,12 +288,6 @@ impl Shared {
                     at,
                     reply,
                 } => {
-                    self.store_batch(
-                        writer,
-                        std::mem::take(&mut reports),
-                        std::mem::take(&mut waiting),
-                        &mut rest,
-                    );
                     let mut runs = self.runs.write().expect("runs lock");
                     let started = match at {
                         None => start_run(writer, &mut runs, name, labels),
@@ -279,12 +306,6 @@ impl Shared {
                     at,
                     reply,
                 } => {
-                    self.store_batch(
-                        writer,
-                        std::mem::take(&mut reports),
-                        std::mem::take(&mut waiting),
-                        &mut rest,
-                    );
                     let mut runs = self.runs.write().expect("runs lock");
                     let labelled = set_labels(writer, &mut runs, run, labels);
                     drop(runs);
@@ -296,12 +317,6 @@ impl Shared {
                     let _ = reply.send(skipped.and(labelled));
                 }
                 Pending::Skip { seq, reply } => {
-                    self.store_batch(
-                        writer,
-                        std::mem::take(&mut reports),
-                        std::mem::take(&mut waiting),
-                        &mut rest,
-                    );
                     let skipped = writer.skip(seq);
                     if skipped.is_ok() {
                         self.mark_applied(seq);
@@ -374,7 +389,11 @@ impl Shared {
                 }
             }
         }
-        self.size_next_piece(count, started.elapsed());
+        let took = started.elapsed();
+        self.size_next_piece(count, took);
+        // A piece of a long append: its next one sized by this commit's cost a
+        // report, at most twice this one.
+        let fit = fit_in_target(count, took);
         self.observer
             .committed(&stored, (inserted.len() - stored.len()) as u64, elapsed);
         let newest = stored.iter().map(|report| report.seq).max().unwrap_or(0);
@@ -417,6 +436,7 @@ impl Shared {
                         reports: caller.later,
                         reply: caller.reply,
                         earlier: receipts,
+                        piece: fit.min(2 * caller.count).max(MIN_COMMIT_REPORTS),
                     });
                 }
             }

@@ -218,14 +218,15 @@ impl Store {
     /// other is kept (it must be above [`Applier::applied`]: a stream's sequence).
     /// Up to [`MAX_COMMIT_REPORTS`] are stored in one transaction, all or none; a
     /// longer append a piece at a time, other callers' commits between its pieces
-    /// (a run started meanwhile takes its later pieces). When a piece fails, the
-    /// call gets the error and the pieces before it stay stored: a retry with the
-    /// same report ids finds them duplicates.
+    /// (all of it in one run). When a piece fails (a full disk), the call gets the
+    /// error and the pieces before it stay stored: a retry with the same report
+    /// ids finds them duplicates.
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
         self.request(|reply| Pending::Append {
             reports,
             reply,
             earlier: Vec::new(),
+            piece: 0,
         })
         .await
     }

@@ -142,6 +142,10 @@ pub(super) fn open(path: &Path) -> Result<(SqliteWriter, SqliteReader), Error> {
     connection
         .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
         .map_err(failed)?;
+    // The WAL file is cut back to this after a checkpoint lets it start over.
+    connection
+        .pragma_update(None, "journal_size_limit", 64i64 << 20)
+        .map_err(failed)?;
     migrate(&connection, path)?;
     let checkpointer = Checkpointer::start(path)?;
     let reader = Connection::open_with_flags(

@@ -1,7 +1,7 @@
 //! The analysis of one run kept current as its reports are stored: a report
 //! arriving about in time order updates it in O(log n) (an authority's send costs
-//! O(senders · log n); a report far older than the newest also shifts the sorted
-//! vectors it goes into; a node's first receipt of a kind, or a report older than
+//! O(senders · log n); an authority's send far older than the newest also shifts
+//! the later rounds, O(rounds); a node's first receipt of a kind, or a report older than
 //! its first, also corrects each of its own sends of that kind once), and every
 //! read costs O(what it returns), never O(run).
 //!
@@ -71,9 +71,10 @@ pub struct LiveAnalysis {
     /// Sender ids in name order.
     sorted: Vec<u32>,
     nodes: Vec<Node>,
-    /// (sync time in ns, sender id) of the nodes that completed their initial
-    /// sync, slowest first, then by name.
-    by_sync: Vec<(i64, u32)>,
+    /// (sync time in ns, name, sender id) of the nodes that completed their
+    /// initial sync, slowest first, then by name: a B-tree, so that a node's sync
+    /// costs O(log senders) however many there are.
+    by_sync: std::collections::BTreeSet<(std::cmp::Reverse<i64>, std::sync::Arc<str>, u32)>,
     kinds: [KindRounds; 3],
     winners: Winners,
     timeline: Timeline,

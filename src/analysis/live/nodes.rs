@@ -106,9 +106,8 @@ impl LiveAnalysis {
             .collect()
     }
 
-    /// At most `limit` summaries in `order` from the `offset`-th on. In sender
-    /// order, and among the synced nodes in sync order, it costs O(limit); past
-    /// them (the nodes not synced, by name) O(offset + limit).
+    /// At most `limit` summaries in `order` from the `offset`-th on: O(offset +
+    /// limit).
     pub fn nodes_page(&self, order: NodeOrder, offset: usize, limit: usize) -> NodesPage {
         let total = self.sorted.len();
         let ids: Vec<u32> = match order {
@@ -125,7 +124,7 @@ impl LiveAnalysis {
                     .iter()
                     .skip(offset)
                     .take(limit)
-                    .map(|(_, id)| *id);
+                    .map(|(_, _, id)| *id);
                 let shown = synced.len();
                 let rest = self
                     .sorted
@@ -151,20 +150,13 @@ impl LiveAnalysis {
         if old == new {
             return;
         }
-        let senders = &self.senders;
-        let key = |ns: i64, id: u32| (Reverse(ns), senders.name(id));
+        let name = self.senders.name(sender).clone();
         if let Some(old) = old {
-            let at = self
-                .by_sync
-                .partition_point(|(ns, id)| key(*ns, *id) < key(old, sender));
-            debug_assert_eq!(self.by_sync.get(at), Some(&(old, sender)));
-            self.by_sync.remove(at);
+            let removed = self.by_sync.remove(&(Reverse(old), name.clone(), sender));
+            debug_assert!(removed, "{name} was in the sync order");
         }
         if let Some(new) = new {
-            let at = self
-                .by_sync
-                .partition_point(|(ns, id)| key(*ns, *id) < key(new, sender));
-            self.by_sync.insert(at, (new, sender));
+            self.by_sync.insert((Reverse(new), name, sender));
         }
     }
 

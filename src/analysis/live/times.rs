@@ -3,10 +3,12 @@
 //! an old one (a node replaying its queue after a partition) is inserted into the
 //! one block that holds its place, moving at most 2·[`BLOCK`] times, where one
 //! sorted vector would move every newer time. So a receipt costs O(log n) plus a
-//! small constant whatever the arrival order, at 8 bytes a time.
+//! small constant whatever the arrival order. A block grows as a vector does, so a
+//! receiver of few receipts holds little (8 bytes a time, up to twice that in a
+//! block's spare room).
 
-/// Times a block holds when it is cut: a block grows to twice this and is then
-/// split in two.
+/// Times the last block takes before a new one starts; a block in the middle
+/// grows to twice this and is then split in two.
 const BLOCK: usize = 512;
 
 /// Sorted times (repeats allowed) in blocks: every block is non-empty and sorted,
@@ -48,14 +50,14 @@ impl SortedTimes {
     /// Adds `time`.
     pub(super) fn insert(&mut self, time: i64) {
         let Some(last) = self.blocks.last_mut() else {
-            return self.blocks.push(block_of(time));
+            return self.blocks.push(vec![time]);
         };
         if last[last.len() - 1] <= time {
             // In order: the usual case.
             if last.len() < BLOCK {
                 last.push(time);
             } else {
-                self.blocks.push(block_of(time));
+                self.blocks.push(vec![time]);
             }
             return;
         }
@@ -72,13 +74,6 @@ impl SortedTimes {
             self.blocks.insert(index + 1, upper);
         }
     }
-}
-
-/// A new block holding `time`, with room for [`BLOCK`] times.
-fn block_of(time: i64) -> Vec<i64> {
-    let mut block = Vec::with_capacity(BLOCK);
-    block.push(time);
-    block
 }
 
 #[cfg(test)]

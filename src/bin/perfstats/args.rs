@@ -314,7 +314,12 @@ pub(crate) struct Serve {
     pub(crate) max_stream_text: usize,
     /// Bytes of JSON answers (/api/…) being written at once, so that clients that
     /// do not read cannot make the server hold more; past it, 503 with Retry-After.
-    #[arg(long, env = "PERFSTATS_MAX_ANSWER_BYTES", default_value_t = DEFAULT_MAX_ANSWER_BYTES)]
+    #[arg(
+        long,
+        env = "PERFSTATS_MAX_ANSWER_BYTES",
+        default_value_t = DEFAULT_MAX_ANSWER_BYTES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub(crate) max_answer_bytes: usize,
     /// A DNS name browsers may use to reach the server, besides IP addresses and
     /// localhost (repeatable; the variable takes a comma-separated list; * for any).
