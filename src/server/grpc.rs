@@ -15,9 +15,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
-/// Path prefixes of the gRPC services on the one port: ingest, and `grpc.*`
-/// (health, reflection).
-const GRPC_PATH_PREFIXES: [&str; 2] = ["/perfstats.v1.", "/grpc."];
+/// Path prefixes of the gRPC services on the one port: ingest, OTLP logs, and
+/// `grpc.*` (health, reflection).
+const GRPC_PATH_PREFIXES: [&str; 3] = [
+    "/perfstats.v1.",
+    "/opentelemetry.proto.collector.logs.v1.",
+    "/grpc.",
+];
 
 /// The middleware that refuses a gRPC method called with anything but `POST`
 /// (405, `Allow: POST`), before anything is decoded. tonic dispatches on the path

@@ -1,5 +1,5 @@
-//! The server: gRPC ingest, reflection, health and the HTTP dashboard and API, all
-//! on one listener (plain TCP, or TLS with [`ServerTls`]), behind the browser
+//! The server: gRPC ingest, OTLP logs (gRPC and HTTP), reflection, health and the
+//! HTTP dashboard and API, all on one listener (plain TCP, or TLS with [`ServerTls`]), behind the browser
 //! checks ([`AllowedHosts`]) and an optional bearer-token check. [`run`] serves
 //! until `shutdown` completes, then drains the store.
 
@@ -12,6 +12,7 @@ mod http;
 mod legacy;
 mod limits;
 mod origin;
+mod otlp;
 mod stream;
 mod tls;
 mod trim;
@@ -88,8 +89,8 @@ pub(crate) fn observe<T>(
     }
 }
 
-/// The whole service as one router: gRPC (ingest, health, reflection v1 and
-/// v1alpha) merged with the HTTP side, a fallback that answers unknown gRPC
+/// The whole service as one router: gRPC (ingest, OTLP logs, health, reflection v1
+/// and v1alpha) merged with the HTTP side (and OTLP/HTTP logs), a fallback that answers unknown gRPC
 /// methods `UNIMPLEMENTED` and unknown HTTP paths 404, and the token check.
 pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -117,6 +118,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_file_descriptor_set(crate::otlp::logs_descriptor_set())
     };
     let reflection_v1 = reflection()
         .build_v1()
@@ -147,13 +149,34 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         state.limits.clone(),
     ))
     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let logs = otlp::LogsIngest::new(
+        state.writes.clone(),
+        state.metrics.clone(),
+        state.limits.clone(),
+    );
+    let otlp_grpc = crate::otlp::LogsServiceServer::new(logs.clone())
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(crate::otlp::MAX_REQUEST_BYTES);
+    let otlp_http = axum::Router::new()
+        .route(
+            crate::otlp::HTTP_PATH,
+            axum::routing::post(otlp::http::logs),
+        )
+        .with_state(logs);
+    let metrics = state.metrics.clone();
     Routes::new(ingest)
+        .add_service(otlp_grpc)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .into_axum_router()
         .merge(http::router(state))
+        .merge(otlp_http)
         .fallback(http::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            otlp::oversized_not_retried,
+        ))
         .layer(axum::middleware::from_fn(grpc::only_post))
         .layer(axum::middleware::from_fn(first_message::deadline))
         .layer(axum::middleware::from_fn_with_state(guard, auth::check))
