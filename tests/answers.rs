@@ -16,7 +16,7 @@ use perfstats::store::Backend;
 use perfstats::{Event, PerformanceData};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -186,12 +186,7 @@ async fn with_20_000_senders_answers_hold_a_page_and_pages_walk_every_sender_onc
 /// A GET that sends its request, reads the start of the answer (so it is being
 /// written) and then never reads again: the stalled client.
 async fn stalled_get(url: &str, path: &str) -> TcpStream {
-    let addr = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut stream = support::stalled_get(url, path).await;
     let mut start = [0u8; 1024];
     let read = support::within(
         WAIT,

@@ -25,17 +25,6 @@ fn report(sender: &str, message: &str) -> PerformanceData {
     Data::new(0, sender, Event::TransactionReceived, message)
 }
 
-/// A GET that sends its request and then never reads: the stalled client.
-async fn stalled_get(url: &str, path: &str) -> TcpStream {
-    let addr = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    stream
-}
-
 fn threads(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -61,7 +50,7 @@ async fn stalled_subscribers_are_capped_cheap_and_never_fail_ingest() {
     let before = support::rss_kib(pid);
     let mut stalled = Vec::new();
     for _ in 0..100 {
-        stalled.push(stalled_get(&url, "/api/stream?after=0").await);
+        stalled.push(support::stalled_get(&url, "/api/stream?after=0").await);
     }
     support::within(WAIT, "100 subscribers counted", async {
         while support::metric(&url, None, "perfstats_sse_subscribers").await != Some(100.0) {
@@ -173,7 +162,7 @@ async fn stalled_exports_are_capped_and_hold_little() {
     let before = support::rss_kib(pid);
     let mut stalled = Vec::new();
     for _ in 0..4 {
-        let mut stream = stalled_get(&url, "/api/export?format=ndjson").await;
+        let mut stream = support::stalled_get(&url, "/api/export?format=ndjson").await;
         let mut first = [0u8; 1024];
         let read = support::within(WAIT, "an export's first bytes", stream.read(&mut first)).await;
         assert!(read.unwrap() > 0);

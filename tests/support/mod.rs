@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -755,4 +755,17 @@ impl Drop for FrozenClock {
     fn drop(&mut self) {
         let _ = self.release.send(());
     }
+}
+
+/// A GET of `path` sent on a fresh connection to `url` (plain HTTP/1.1), nothing
+/// read back: a client that stalls.
+pub async fn stalled_get(url: &str, path: &str) -> TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    stream
 }
