@@ -11,6 +11,16 @@ export const LOG_PAGE = 100;
 
 const log = { before: null, newer: [], next: null, rows: [], request: 0 };
 
+/** The run's senders by name (at most 1,000), asked for when the sender list is
+ *  opened: the nodes the page keeps are only the ones it shows. */
+let runSenders = [];
+
+async function loadSenderChoices() {
+  const page = await getJson('/api/nodes', { run: state.run, order: 'sender', limit: 1000 });
+  runSenders = page.nodes.map((node) => node.sender);
+  renderFilterChoices();
+}
+
 function filters() {
   return { sender: $('f-sender').value, event: $('f-event').value, q: $('f-text').value };
 }
@@ -77,7 +87,7 @@ export function renderFilterChoices() {
     select.replaceChildren(...options);
     select.value = current;
   };
-  const senders = [...state.nodes.keys()].sort();
+  const senders = [...new Set([...state.nodes.keys(), ...runSenders])].sort();
   const known = [...$('f-sender').options].slice(1).map((option) => option.value);
   if (senders.join('\n') !== known.join('\n')) keep($('f-sender'), senders, 'all senders');
   if ($('f-event').options.length <= 1) keep($('f-event'), EVENTS, 'all events');
@@ -92,11 +102,13 @@ function updateExports() {
 /** Forgets the page the log was on (another run was chosen). */
 export function clearLog() {
   Object.assign(log, { before: null, newer: [], next: null, rows: [] });
+  runSenders = [];
 }
 
 export function wireLog() {
   let typing = null;
   $('f-sender').addEventListener('input', resetLog);
+  $('f-sender').addEventListener('focus', () => loadSenderChoices().catch(console.warn));
   $('f-event').addEventListener('input', resetLog);
   $('f-text').addEventListener('input', () => {
     clearTimeout(typing);

@@ -370,6 +370,12 @@ test('the nodes table shows the first 50, slowest sync first, and how many more'
     assert.ok(summaries.every((address) => address.searchParams.get('nodes') === '50'),
       `the page asks only for the nodes it shows: ${summaries}`);
     assert.ok(!asked.some((address) => address.pathname === '/api/nodes'), 'no page of every node');
+    // Opening the sender filter lists every sender, not only the 50 shown.
+    await other.focus('#f-sender');
+    await waitFor('every sender in the filter', other.waitForFunction(
+      () => document.querySelectorAll('#f-sender option').length === 62, null, WAIT));
+    assert.ok(asked.some((address) => address.pathname === '/api/nodes'
+      && address.searchParams.get('order') === 'sender'), 'the list asked for by name');
     assert.deepEqual(errors, []);
   } finally {
     await other.close();
