@@ -447,6 +447,17 @@ async fn a_stream_deleted_and_made_again_is_not_mixed_into_a_store() {
         ))
         .await
         .unwrap();
+    // The ACK comes once the stream holds it; this server applies it just after.
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "the old server to apply its report",
+        async || {
+            get_text(&format!("{}/api/reports", old.url))
+                .await
+                .contains("\"old\"")
+        },
+    )
+    .await;
 
     // Someone deletes the stream: the server does not make it again (it would
     // restart at seq 1, below what this store applied), so writes stop.
