@@ -56,6 +56,17 @@ fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// Prints the honest client's ACK latencies (sorted) `when`.
+fn print_honest(when: &str, latencies: &[Duration]) {
+    println!(
+        "  honest client {when:>18}: {:>4} ACKs, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+        percentile(latencies, 1.0)
+    );
+}
+
 /// Sends `reports` in calls of `batch`, one call at a time; the wall time and the
 /// server's CPU time it took.
 async fn send(
@@ -165,13 +176,7 @@ async fn backlog(in_order: usize, old: usize, one_call: usize) {
         ("alone, before", &alone),
         ("during the backlog", &latencies),
     ] {
-        println!(
-            "  honest client {when:>18}: {:>4} ACKs, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            latencies.len(),
-            percentile(latencies, 0.5),
-            percentile(latencies, 0.99),
-            percentile(latencies, 1.0)
-        );
+        print_honest(when, latencies);
     }
     println!("  server RSS {rss:.0} MiB (peak {peak:.0} MiB)");
 }
@@ -235,13 +240,7 @@ async fn authority_replay(rounds: usize, old: usize) {
         old as f64 / wall.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / old as f64
     );
-    println!(
-        "  honest client meanwhile: {} ACKs, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
+    print_honest("meanwhile", &latencies);
 }
 
 /// Opens `streams` `ReportStats` calls, each sending `reports` tiny reports and
@@ -318,13 +317,7 @@ async fn held_streams(streams: usize, reports: usize) {
     println!(
         "  server RSS before {before:.0} MiB, holding {holding:.0} MiB (peak {peak:.0}), after they closed {after:.0} MiB"
     );
-    println!(
-        "  honest client meanwhile: {} ACKs, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latencies.len(),
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
+    print_honest("meanwhile", &latencies);
 }
 
 fn main() {
