@@ -1,6 +1,7 @@
 //! What perfstats writes into the shared stream, and how a message is read back:
-//! a report on `<STREAM>.reports`, a run's start or new labels on `<STREAM>.runs`,
-//! all JSON (readable with `nats stream view`).
+//! reports on `<STREAM>.reports` (a batch, `{"reports":[…]}`, or one report as
+//! releases before batches wrote them), a run's start or new labels on
+//! `<STREAM>.runs`, all JSON (readable with `nats stream view`).
 
 use crate::labels::Labels;
 use crate::pb::Event;
@@ -69,17 +70,49 @@ pub(super) struct LabelsMessage {
     pub labels: Labels,
 }
 
-/// The body of `report`'s message.
-pub fn encode_report(report: &Report) -> Vec<u8> {
-    serde_json::to_vec(&ReportMessage {
-        time_unix_nano: report.time_unix_nano,
-        received_unix_nano: report.received_unix_nano,
-        sender: Cow::Borrowed(&report.sender),
-        event: Cow::Borrowed(report.event.as_str_name()),
-        message: Cow::Borrowed(&report.message),
-        report_id: Cow::Borrowed(&report.report_id),
-    })
-    .expect("a report always serialises")
+/// A batch of reports as a stream message: each takes the next seq, in order.
+#[derive(Debug, Deserialize)]
+struct BatchMessage<'a> {
+    #[serde(borrow)]
+    reports: Vec<ReportMessage<'a>>,
+}
+
+/// How a batch message begins (and a single report's message never does).
+const BATCH_PREFIX: &[u8] = br#"{"reports":["#;
+/// How a batch message ends.
+const BATCH_SUFFIX: &[u8] = b"]}";
+/// The bytes a batch message holds besides its reports' encodings and commas.
+pub const BATCH_OVERHEAD: usize = BATCH_PREFIX.len() + BATCH_SUFFIX.len();
+
+/// Appends `report`'s encoding (one element of a batch) to `out`.
+pub fn encode_report(report: &Report, out: &mut Vec<u8>) {
+    serde_json::to_writer(
+        out,
+        &ReportMessage {
+            time_unix_nano: report.time_unix_nano,
+            received_unix_nano: report.received_unix_nano,
+            sender: Cow::Borrowed(&report.sender),
+            event: Cow::Borrowed(report.event.as_str_name()),
+            message: Cow::Borrowed(&report.message),
+            report_id: Cow::Borrowed(&report.report_id),
+        },
+    )
+    .expect("a report always serialises");
+}
+
+/// The body of a batch message from encoded reports ([`encode_report`]), each a
+/// comma-separated list of one or more reports.
+pub fn encode_batch<'a>(parts: impl IntoIterator<Item = &'a [u8]>, size: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(size + BATCH_OVERHEAD);
+    body.extend_from_slice(BATCH_PREFIX);
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(part);
+    }
+    body.extend_from_slice(BATCH_SUFFIX);
+    body
 }
 
 /// The body of a run's message.
@@ -104,8 +137,8 @@ pub fn encode_labels(first_seq: u64, labels: Labels) -> Vec<u8> {
 /// One message of the stream, read.
 #[derive(Debug)]
 pub enum Entry {
-    /// A report, with its seq (the message's) set.
-    Report(Report),
+    /// Reports, in order (seq and run unset: the applier gives them).
+    Reports(Vec<Report>),
     /// A run started here.
     Run(RunMessage),
     /// A run's labels replaced here.
@@ -115,24 +148,56 @@ pub enum Entry {
     Other(String),
 }
 
-/// Reads the message at stream sequence `seq` on `subject`.
-pub fn decode(subjects: &Subjects, subject: &str, seq: u64, body: &[u8]) -> Entry {
+impl Entry {
+    /// How many seqs the message takes: one a report, else one.
+    pub fn seqs(&self) -> u64 {
+        match self {
+            Entry::Reports(reports) => reports.len() as u64,
+            _ => 1,
+        }
+    }
+}
+
+impl ReportMessage<'_> {
+    fn into_report(self) -> Result<Report, String> {
+        let event = Event::from_str_name(&self.event)
+            .ok_or_else(|| format!("unknown event {:?}", self.event))?;
+        Ok(Report {
+            seq: 0,
+            run: 0,
+            time_unix_nano: self.time_unix_nano,
+            received_unix_nano: self.received_unix_nano,
+            sender: self.sender.into_owned(),
+            event,
+            message: self.message.into_owned(),
+            report_id: self.report_id.into_owned(),
+        })
+    }
+}
+
+/// Reads a message on `subject`. A batch with one unreadable report is read as
+/// nothing ([`Entry::Other`]), alike on every server.
+pub fn decode(subjects: &Subjects, subject: &str, body: &[u8]) -> Entry {
     if subject == subjects.reports.as_str() {
-        match serde_json::from_slice::<ReportMessage>(body) {
-            Ok(message) => match Event::from_str_name(&message.event) {
-                Some(event) => Entry::Report(Report {
-                    seq,
-                    run: 0,
-                    time_unix_nano: message.time_unix_nano,
-                    received_unix_nano: message.received_unix_nano,
-                    sender: message.sender.into_owned(),
-                    event,
-                    message: message.message.into_owned(),
-                    report_id: message.report_id.into_owned(),
-                }),
-                None => Entry::Other(format!("unknown event {:?}", message.event)),
-            },
-            Err(error) => Entry::Other(format!("not a report: {error}")),
+        let reports = if body.starts_with(BATCH_PREFIX) {
+            serde_json::from_slice::<BatchMessage>(body)
+                .map_err(|error| format!("not a batch of reports: {error}"))
+                .and_then(|batch| {
+                    batch
+                        .reports
+                        .into_iter()
+                        .map(ReportMessage::into_report)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+        } else {
+            serde_json::from_slice::<ReportMessage>(body)
+                .map_err(|error| format!("not a report: {error}"))
+                .and_then(|message| Ok(vec![message.into_report()?]))
+        };
+        match reports {
+            Ok(reports) if !reports.is_empty() => Entry::Reports(reports),
+            Ok(_) => Entry::Other("an empty batch".into()),
+            Err(why) => Entry::Other(why),
         }
     } else if subject == subjects.runs.as_str() {
         if let Ok(labels) = serde_json::from_slice::<LabelsMessage>(body) {
@@ -151,24 +216,60 @@ pub fn decode(subjects: &Subjects, subject: &str, seq: u64, body: &[u8]) -> Entr
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_report_reads_back_as_written_at_its_seq() {
-        let subjects = Subjects::of("PERFSTATS");
-        let report = Report {
+    fn report(id: &str, message: &str) -> Report {
+        Report {
             seq: 0,
             run: 0,
             time_unix_nano: 17,
             received_unix_nano: 18,
             sender: "1f \"quoted\"".into(),
             event: Event::NewBlockReceived,
-            message: "block 7 ✓".into(),
-            report_id: "id-1".into(),
-        };
-        let body = encode_report(&report);
-        match decode(&subjects, "PERFSTATS.reports", 42, &body) {
-            Entry::Report(read) => assert_eq!(read, Report { seq: 42, ..report }),
-            other => panic!("expected a report, got {other:?}"),
+            message: message.into(),
+            report_id: id.into(),
         }
+    }
+
+    #[test]
+    fn a_batch_reads_back_as_written() {
+        let subjects = Subjects::of("PERFSTATS");
+        let reports = [report("id-1", "block 7 ✓"), report("id-2", "]}")];
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        encode_report(&reports[0], &mut first);
+        encode_report(&reports[1], &mut second);
+        let body = encode_batch([first.as_slice(), second.as_slice()], 0);
+        match decode(&subjects, "PERFSTATS.reports", &body) {
+            Entry::Reports(read) => assert_eq!(read, reports),
+            other => panic!("expected reports, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_single_report_of_a_release_before_batches_reads_as_one() {
+        let subjects = Subjects::of("PERFSTATS");
+        let mut body = Vec::new();
+        encode_report(&report("id-1", "m"), &mut body);
+        match decode(&subjects, "PERFSTATS.reports", &body) {
+            Entry::Reports(read) => assert_eq!(read, [report("id-1", "m")]),
+            other => panic!("expected one report, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_with_an_unknown_event_is_read_as_nothing() {
+        let subjects = Subjects::of("S");
+        let mut good = Vec::new();
+        encode_report(&report("a", "m"), &mut good);
+        let bad = String::from_utf8(good.clone())
+            .unwrap()
+            .replace("NEW_BLOCK_RECEIVED", "NO_SUCH_EVENT");
+        let body = encode_batch([good.as_slice(), bad.as_bytes()], 0);
+        assert!(
+            matches!(decode(&subjects, "S.reports", &body), Entry::Other(why) if why.contains("NO_SUCH_EVENT"))
+        );
+        assert!(matches!(
+            decode(&subjects, "S.reports", br#"{"reports":[]}"#),
+            Entry::Other(_)
+        ));
     }
 
     #[test]
@@ -176,26 +277,26 @@ mod tests {
         let subjects = Subjects::of("S");
         let run = encode_run(Some("b".into()), Labels::new(), 5);
         assert!(matches!(
-            decode(&subjects, "S.runs", 1, &run),
+            decode(&subjects, "S.runs", &run),
             Entry::Run(RunMessage { name: Some(name), started_unix_nano: 5, .. }) if name == "b"
         ));
         // A run message of a release before labels reads with none.
         assert!(matches!(
-            decode(&subjects, "S.runs", 1, br#"{"name":null,"started_unix_nano":7}"#),
+            decode(&subjects, "S.runs", br#"{"name":null,"started_unix_nano":7}"#),
             Entry::Run(RunMessage { name: None, started_unix_nano: 7, labels }) if labels.is_empty()
         ));
         let labels: Labels = [("netem_ms".to_string(), "40".to_string())].into();
         let message = encode_labels(9, labels.clone());
         assert!(matches!(
-            decode(&subjects, "S.runs", 10, &message),
+            decode(&subjects, "S.runs", &message),
             Entry::Labels(LabelsMessage { labels_of_run_from_seq: 9, labels: read }) if read == labels
         ));
         assert!(matches!(
-            decode(&subjects, "S.reports", 2, b"{}"),
+            decode(&subjects, "S.reports", b"{}"),
             Entry::Other(_)
         ));
         assert!(matches!(
-            decode(&subjects, "S.other", 3, &run),
+            decode(&subjects, "S.other", &run),
             Entry::Other(_)
         ));
     }

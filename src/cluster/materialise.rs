@@ -1,21 +1,31 @@
-//! Applying the stream to the local store, in order, from the first sequence not
-//! applied yet: reports at their stream sequences, runs where their messages are,
-//! anything else as a hole. After any failure (NATS gone, the consumer's server
-//! killed, a missed heartbeat) it starts again from what the store has applied,
-//! so nothing is applied twice or skipped.
+//! Applying the stream to the local store, in order, from the first message not
+//! applied yet: a message's reports at the next seqs, one each, a run's start or
+//! labels at the next seq, anything else as a hole there — so the seqs follow from
+//! the stream alone and are the same on every server. After any failure (NATS
+//! gone, the consumer's server killed, a missed heartbeat) it starts again from
+//! the last position applied, so nothing is applied twice or skipped. The
+//! position is recorded in the store at most every [`RECORD_EVERY`] (following
+//! again from an older one re-reads messages whose seqs are applied, and skips
+//! them). The answers of messages published here go to their waiters.
 
 use super::entry::{self, Entry};
 use super::{Cluster, SetupError};
 use crate::error::Error;
 use crate::report::Report;
-use crate::store::Applier;
+use crate::store::StreamPosition;
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Messages applied in one store commit at most.
+/// Messages applied together at most.
 const APPLY_BATCH: usize = 2048;
+/// Bytes of messages one pull asks for at most (a message holds up to
+/// `outbox::MESSAGE_BYTES`), so a chunk being applied holds this much at most.
+const PULL_BYTES: usize = 8 * 1024 * 1024;
+/// How often the position applied is recorded in the store at most.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
 /// The consumer's heartbeat while idle: two missed and it is made again, so a
 /// killed NATS server stalls applying for a few seconds at most.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -80,7 +90,8 @@ async fn follow(cluster: &Cluster) -> Stop {
         Err(SetupError::Refused(error)) => return Stop::Refused(error),
         Err(SetupError::Unreachable(why)) => return Stop::Again(why),
     };
-    let start = cluster.applier.applied() + 1;
+    let mut position = *cluster.position.lock().expect("position lock");
+    let start = position.message + 1;
     let consumer = match stream
         .create_consumer(pull::Config {
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -100,6 +111,7 @@ async fn follow(cluster: &Cluster) -> Stop {
     let messages = match consumer
         .stream()
         .max_messages_per_batch(APPLY_BATCH)
+        .max_bytes_per_batch(PULL_BYTES)
         .heartbeat(HEARTBEAT)
         .messages()
         .await
@@ -121,9 +133,11 @@ async fn follow(cluster: &Cluster) -> Stop {
     });
     let _puller = AbortOnDrop(puller);
     let mut consumer_seq = 0;
+    let mut recorded = Instant::now();
     while let Some(chunk) = chunks.recv().await {
-        let mut entries = Vec::with_capacity(chunk.len());
+        let mut messages = Vec::with_capacity(chunk.len());
         let mut broken = None;
+        let mut next = position;
         for message in chunk {
             let message = match message {
                 Ok(message) => message,
@@ -149,25 +163,53 @@ async fn follow(cluster: &Cluster) -> Stop {
                 break;
             }
             consumer_seq = info.consumer_sequence;
-            let seq = info.stream_sequence;
-            cluster.note_stream_seq(seq + info.pending);
-            entries.push((
-                seq,
-                entry::decode(&cluster.subjects, &message.subject, seq, &message.payload),
-            ));
+            let stream_seq = info.stream_sequence;
+            cluster.note_stream_seq(stream_seq + info.pending);
+            let entry = entry::decode(&cluster.subjects, &message.subject, &message.payload);
+            let first_seq = next.seq + 1;
+            next = StreamPosition {
+                message: stream_seq,
+                seq: next.seq + entry.seqs(),
+            };
+            messages.push(Message {
+                first_seq,
+                id: message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(NATS_MESSAGE_ID))
+                    .map(|id| id.as_str().into()),
+                entry,
+            });
         }
-        if let Err(error) = apply(&cluster.applier, entries).await {
+        if let Err(error) = apply(cluster, messages).await {
             return if cluster.applier.is_closed() {
                 Stop::Closed
             } else {
                 Stop::Again(format!("the store refused: {error}"))
             };
         }
+        position = next;
+        *cluster.position.lock().expect("position lock") = position;
+        cluster.applied_message.send_replace(position.message);
+        if recorded.elapsed() >= RECORD_EVERY {
+            recorded = Instant::now();
+            if let Err(error) = cluster.applier.record_position(position).await {
+                return Stop::Again(format!("the store refused the position: {error}"));
+            }
+        }
         if let Some(why) = broken {
             return Stop::Again(why);
         }
     }
     Stop::Again("the consumer ended".into())
+}
+
+/// One message of the stream, read: the first seq it takes, the id it was
+/// published with, and what it holds.
+struct Message {
+    first_seq: u64,
+    id: Option<Box<str>>,
+    entry: Entry,
 }
 
 /// Stops the task it holds when dropped.
@@ -179,48 +221,129 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Applies `entries` (in stream order) through `applier`: runs of reports in one commit each.
-async fn apply(applier: &Applier, entries: Vec<(u64, Entry)>) -> Result<(), Error> {
-    let mut reports: Vec<Report> = Vec::new();
-    for (seq, entry) in entries {
-        if seq <= applier.applied() {
+/// Applies `messages` (in stream order): runs of reports in one append each; the
+/// answers of messages published here go to their waiters. Seqs applied already
+/// (following again from an older position) are passed over.
+async fn apply(cluster: &Cluster, messages: Vec<Message>) -> Result<(), Error> {
+    let applier = &cluster.applier;
+    let mut batch = Batch::default();
+    for Message {
+        first_seq,
+        id,
+        entry,
+    } in messages
+    {
+        let applied = applier.applied();
+        if first_seq + entry.seqs() - 1 <= applied {
             continue;
         }
         match entry {
-            Entry::Report(report) => reports.push(report),
+            Entry::Reports(reports) => {
+                // Partly applied before (a failure between two of its pieces): the
+                // rest is applied, and its waiter, if any, is told to retry.
+                let whole = first_seq > applied;
+                let before = batch.reports.len();
+                batch.reports.extend(
+                    reports
+                        .into_iter()
+                        .zip(first_seq..)
+                        .filter(|(_, seq)| *seq > applied)
+                        .map(|(report, seq)| Report { seq, ..report }),
+                );
+                batch
+                    .owners
+                    .push((id.filter(|_| whole), batch.reports.len() - before));
+            }
             Entry::Run(run) => {
-                flush(applier, &mut reports).await?;
-                applier
-                    .new_run_at(seq, run.name, run.labels, run.started_unix_nano)
+                batch.flush(cluster).await?;
+                let made = applier
+                    .new_run_at(first_seq, run.name, run.labels, run.started_unix_nano)
                     .await?;
+                if let Some(waiter) = id.and_then(|id| cluster.waiters.take(&id)) {
+                    waiter.deliver_run(Ok(made));
+                }
             }
             Entry::Labels(message) => {
-                flush(applier, &mut reports).await?;
-                match applier
-                    .label_at(seq, message.labels_of_run_from_seq, message.labels)
+                batch.flush(cluster).await?;
+                let labelled = match applier
+                    .label_at(first_seq, message.labels_of_run_from_seq, message.labels)
                     .await
                 {
-                    Ok(_) => {}
+                    Ok(run) => Ok(run),
                     // Refused alike by every server: the seq is applied as a hole.
                     Err(refused @ (Error::NotFound(_) | Error::BadRequest(_))) => {
-                        tracing::warn!(seq, "labels in the stream not applied: {refused}");
+                        tracing::warn!(
+                            seq = first_seq,
+                            "labels in the stream not applied: {refused}"
+                        );
+                        Err(refused)
                     }
                     Err(error) => return Err(error),
+                };
+                if let Some(waiter) = id.and_then(|id| cluster.waiters.take(&id)) {
+                    waiter.deliver_run(labelled);
                 }
             }
             Entry::Other(why) => {
-                flush(applier, &mut reports).await?;
-                tracing::warn!(seq, "stream message is neither a report nor a run: {why}");
-                applier.skip(seq).await?;
+                batch.flush(cluster).await?;
+                tracing::warn!(
+                    seq = first_seq,
+                    "stream message is neither reports nor a run: {why}"
+                );
+                applier.skip(first_seq).await?;
+                if let Some(waiter) = id.and_then(|id| cluster.waiters.take(&id)) {
+                    waiter.fail(&Error::Unavailable(format!(
+                        "the stream's message could not be read: {why}"
+                    )));
+                }
             }
         }
     }
-    flush(applier, &mut reports).await
+    batch.flush(cluster).await
 }
 
-async fn flush(applier: &Applier, reports: &mut Vec<Report>) -> Result<(), Error> {
-    if !reports.is_empty() {
-        applier.append(std::mem::take(reports)).await?;
+/// Reports of consecutive messages, applied in one append.
+#[derive(Default)]
+struct Batch {
+    reports: Vec<Report>,
+    /// For each message in it, in order: its id when it is answered here (whole),
+    /// and how many of the reports are its.
+    owners: Vec<(Option<Box<str>>, usize)>,
+}
+
+impl Batch {
+    /// Applies the reports gathered so far and answers their waiters.
+    async fn flush(&mut self, cluster: &Cluster) -> Result<(), Error> {
+        if self.reports.is_empty() {
+            self.owners.clear();
+            return Ok(());
+        }
+        let owners = std::mem::take(&mut self.owners);
+        match cluster
+            .applier
+            .append(std::mem::take(&mut self.reports))
+            .await
+        {
+            Ok(receipts) => {
+                let mut receipts = receipts.into_iter();
+                for (id, count) in owners {
+                    let mine: Vec<_> = receipts.by_ref().take(count).collect();
+                    let waiter = id.and_then(|id| cluster.waiters.take(&id));
+                    match waiter {
+                        Some(waiter) => waiter.deliver(mine),
+                        None => drop(mine),
+                    }
+                }
+                Ok(())
+            }
+            Err(error) => {
+                for (id, _) in owners {
+                    if let Some(waiter) = id.and_then(|id| cluster.waiters.take(&id)) {
+                        waiter.fail(&error);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
-    Ok(())
 }

@@ -1,20 +1,26 @@
 //! Past one machine: perfstats servers sharing one replicated NATS JetStream
-//! stream. Any server takes writes and publishes them to the stream (answering once
-//! JetStream has them on a quorum of replicas); every server applies the stream,
-//! in order, into its own store at the stream's sequences (`materialise`), so all
-//! answer the same once caught up.
+//! stream. Any server takes writes and publishes them to the stream, many reports
+//! a message (`outbox`); every server applies the stream, in order, into its own
+//! store (`materialise`), so all answer the same once caught up. A message's
+//! reports take the next store seqs in order, one each (a run's start, labels, or
+//! anything else one), so every server stores every report at the same seq. A
+//! write is answered once JetStream has it on a quorum of replicas *and* this
+//! server has applied it, with what its store said: the seq, and whether the
+//! report's id was stored already (`duplicate`, with the original's seq).
 //!
-//! Idempotency: each report is published with `Nats-Msg-Id` = its `report_id`, so
-//! JetStream drops a second copy within the duplicate window (`--nats-dedupe-window`)
-//! and answers with the original's sequence; beyond it the store still refuses a
-//! second copy of an id when applying (its seq stays a hole). A `ReportStats` call
-//! that fails part-way is made whole by the client's retry: the reports already in
-//! the stream come back as duplicates, the rest are published. There is no atomic
-//! batch: a failed call may leave some of its reports stored, never twice.
+//! Idempotency is the store's: a report whose id is stored already is refused when
+//! applying (its seq stays a hole), alike on every server, whenever it was sent.
+//! Each message carries a `Nats-Msg-Id` of its own, so JetStream drops a message
+//! published twice within the duplicate window (`--nats-dedupe-window`). A
+//! `ReportStats` call that fails part-way is made whole by the client's retry:
+//! the reports already stored come back as duplicates. There is no atomic batch: a
+//! failed call may leave some of its reports stored, never twice.
 //!
 //! # Layout
 //! - `setup`: finding or making the stream, and checking this store holds it.
-//! - `publish`: writes and run starts into the stream, answered after JetStream's ack.
+//! - `publish`: writes and run starts into the stream, answered once applied here.
+//! - `outbox`: joining queued reports of many calls into messages, and publishing them.
+//! - `waiters`: who waits for a message published here, until it is applied.
 //! - `materialise`: applying the stream to the local store, in order.
 //! - `health`: probing the stream and keeping writability current.
 //! - `entry`: the message format on the stream's subjects.
@@ -22,31 +28,39 @@
 mod entry;
 mod health;
 mod materialise;
+mod outbox;
 mod publish;
 mod setup;
+mod waiters;
 
 pub use entry::Subjects;
+pub use publish::DEFAULT_MAX_AWAITING;
 
 use crate::error::Error;
-use crate::store::{Applier, Store};
+use crate::store::{Applier, Store, StreamPosition};
 use async_nats::connection::State;
 use async_nats::jetstream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 /// The stream's name unless told otherwise.
 pub const DEFAULT_STREAM: &str = "PERFSTATS";
 /// Replicas of the stream unless told otherwise (fewer when fewer URLs are given).
 pub const DEFAULT_REPLICAS: usize = 3;
-/// How long JetStream remembers a `report_id` to drop a second copy.
-pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(2 * 60 * 60);
+/// How long JetStream remembers a message's id to drop a second copy of it (the
+/// store drops a second copy of a report whenever it comes).
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(2 * 60);
 /// How long a publish waits for JetStream's ack before the write answers
 /// `UNAVAILABLE` (the client retries; a leader election takes a few seconds).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the start waits for the stream before serving without it.
 const FIRST_CONTACT: Duration = Duration::from_secs(5);
+/// Messages this server may be behind the stream and still take writes: its
+/// writes are answered once applied here, so a server catching up refuses them
+/// (and says so in health) rather than keep callers waiting.
+const MAX_WRITE_LAG: u64 = 1000;
 
 /// Which stream to share, and how it is made when it does not exist yet.
 #[derive(Debug, Clone)]
@@ -59,6 +73,9 @@ pub struct ClusterConfig {
     pub replicas: usize,
     /// JetStream's duplicate window for a stream made here.
     pub dedupe_window: Duration,
+    /// Reports of all calls queued or awaiting being applied here at once; past
+    /// it a write answers `RESOURCE_EXHAUSTED`.
+    pub max_awaiting: usize,
 }
 
 impl ClusterConfig {
@@ -71,6 +88,7 @@ impl ClusterConfig {
             stream: DEFAULT_STREAM.into(),
             replicas,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            max_awaiting: DEFAULT_MAX_AWAITING,
         }
     }
 }
@@ -98,6 +116,16 @@ pub struct Cluster {
     short_readings: std::sync::atomic::AtomicU32,
     /// Whether writes can go to the stream now (for health checks).
     writable: watch::Sender<bool>,
+    /// How far the stream is applied here (kept by `materialise`).
+    position: Mutex<StreamPosition>,
+    /// The stream seq of the last message applied here.
+    applied_message: watch::Sender<u64>,
+    /// Pieces of reports on their way to the `outbox`.
+    outbox: mpsc::UnboundedSender<outbox::Piece>,
+    /// Who waits for messages published here.
+    waiters: waiters::Waiters,
+    /// The budget of reports queued or awaiting being applied here.
+    awaiting: Arc<Semaphore>,
 }
 
 /// How far this server is behind the stream.
@@ -105,7 +133,7 @@ pub struct Cluster {
 pub struct StreamStatus {
     /// Whether writes can reach the stream now.
     pub writable: bool,
-    /// The highest stream sequence applied to the local store.
+    /// The stream sequence of the last message applied to the local store.
     pub applied: u64,
     /// The stream's last sequence as last seen minus `applied`; unknown until the
     /// stream was reached once.
@@ -146,13 +174,21 @@ impl Cluster {
             .max_ack_inflight(publish::MAX_ACKS_IN_FLIGHT)
             .backpressure_on_inflight(false)
             .build(client.clone());
+        let applier = store.applier();
+        let position = applier.stream_position().await?;
+        let (outbox, queue) = mpsc::unbounded_channel();
         let cluster = Arc::new(Cluster {
             client,
             jetstream,
             subjects: Subjects::of(&config.stream),
+            awaiting: Arc::new(Semaphore::new(config.max_awaiting)),
             config,
-            applier: store.applier(),
+            applier,
             store,
+            position: Mutex::new(position),
+            applied_message: watch::channel(position.message).0,
+            outbox,
+            waiters: waiters::Waiters::default(),
             ready: AtomicBool::new(false),
             answering: AtomicBool::new(false),
             stream_last: AtomicU64::new(0),
@@ -171,6 +207,7 @@ impl Cluster {
             ),
         }
         tokio::spawn(materialise::run(cluster.clone()));
+        tokio::spawn(outbox::run(Arc::downgrade(&cluster), queue));
         tokio::spawn(health::watch_writable(Arc::downgrade(&cluster)));
         tokio::spawn(health::probe(Arc::downgrade(&cluster)));
         Ok(cluster)
@@ -182,11 +219,29 @@ impl Cluster {
         self.seen.store(true, Ordering::Release);
     }
 
-    /// Whether writes can go to the stream now.
+    /// Whether writes can go to the stream now: it answers, and this server is not
+    /// catching up.
     fn can_write(&self) -> bool {
         self.ready.load(Ordering::Acquire)
             && self.answering.load(Ordering::Acquire)
             && self.client.connection_state() == State::Connected
+            && self.status_lag().is_none_or(|lag| lag <= MAX_WRITE_LAG)
+    }
+
+    /// The stream's last seq as last seen minus the last applied here, once seen.
+    fn status_lag(&self) -> Option<u64> {
+        let applied = *self.applied_message.borrow();
+        self.seen.load(Ordering::Acquire).then(|| {
+            self.stream_last
+                .load(Ordering::Acquire)
+                .saturating_sub(applied)
+        })
+    }
+
+    /// Waits until this server has applied the stream's message at `seq`.
+    async fn applied_through(&self, seq: u64) {
+        let mut applied = self.applied_message.subscribe();
+        let _ = applied.wait_for(|applied| *applied >= seq).await;
     }
 
     fn unavailable(&self, why: &dyn std::fmt::Display) -> Error {
@@ -201,6 +256,12 @@ impl Cluster {
         if self.can_write() {
             return Ok(());
         }
+        if let Some(lag) = self.status_lag().filter(|lag| *lag > MAX_WRITE_LAG) {
+            return Err(self.unavailable(&format_args!(
+                "this server is {lag} messages behind it (catching up): write through another \
+                 server, or retry"
+            )));
+        }
         Err(self.unavailable(
             &"writes cannot reach it now (NATS unreachable, no stream leader, or the stream \
               refused by this store: see the log)",
@@ -214,15 +275,10 @@ impl Cluster {
 
     /// Where this server stands against the stream.
     pub fn status(&self) -> StreamStatus {
-        let applied = self.applier.applied();
         StreamStatus {
             writable: self.can_write(),
-            applied,
-            lag: self.seen.load(Ordering::Acquire).then(|| {
-                self.stream_last
-                    .load(Ordering::Acquire)
-                    .saturating_sub(applied)
-            }),
+            applied: *self.applied_message.borrow(),
+            lag: self.status_lag(),
         }
     }
 

@@ -1,6 +1,10 @@
-//! Writes into the stream: reports (answered once JetStream has every one), run
-//! starts and run labels (answered once applied here, so the answer has the run).
+//! Writes into the stream: reports (cut into pieces for the `outbox`, answered
+//! once this server has applied every message holding them, with the store's
+//! receipts), run starts and run labels (answered once applied here, so the answer
+//! has the run).
 
+use super::outbox::{self, Piece};
+use super::waiters::Waiter;
 use super::{Cluster, entry};
 use crate::error::Error;
 use crate::labels::Labels;
@@ -9,30 +13,52 @@ use crate::store::{Receipt, RunInfo};
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-/// Publishes of one call awaiting their acks at once.
-const PUBLISH_WINDOW: usize = 1024;
-/// Publishes of all calls awaiting their acks at once; past it a write answers
-/// `RESOURCE_EXHAUSTED` (retryable) instead of queueing without bound.
-pub(super) const MAX_ACKS_IN_FLIGHT: usize = 16_384;
+/// Pieces of one call queued or awaiting their receipts at once (at most
+/// [`outbox::MESSAGE_BYTES`] each).
+const CALL_WINDOW: usize = 8;
+/// Reports of all calls queued or awaiting their receipts at once, unless told
+/// otherwise; past it a write answers `RESOURCE_EXHAUSTED` (retryable) instead of
+/// queueing without bound.
+pub const DEFAULT_MAX_AWAITING: usize = 65_536;
+/// Publishes awaiting JetStream's ack at once (run messages and the outbox's
+/// messages, which it keeps far below this).
+pub(super) const MAX_ACKS_IN_FLIGHT: usize = 1024;
 /// How often a run's start is published again (same message id, so at most one
 /// run) when JetStream's ack does not come.
 const RUN_PUBLISH_ATTEMPTS: usize = 3;
 /// How long `POST /api/runs` (or a labels `PUT`) waits to be applied here.
 const RUN_APPLIED_DEADLINE: Duration = Duration::from_secs(10);
 
+/// A piece of a call on its way: its receipts to come, and its share of the budget.
+type Outstanding = (
+    oneshot::Receiver<Result<Vec<Receipt>, Error>>,
+    OwnedSemaphorePermit,
+);
+
+/// One `append` call on its way: its receipts so far, and its pieces outstanding.
+struct Call {
+    receipts: Vec<Receipt>,
+    outstanding: VecDeque<Outstanding>,
+}
+
+/// The receipts of one piece, once answered; its budget is free again after.
+async fn receive((answer, _permit): Outstanding) -> Result<Vec<Receipt>, Error> {
+    answer.await.map_err(|_| outbox::gone())?
+}
+
 impl Cluster {
     /// The error a failed publish answers; a stream that does not answer stops
     /// writes until the next probe finds it answering again.
-    fn publish_failed(&self, error: &jetstream::context::PublishError) -> Error {
+    pub(super) fn publish_failed(&self, error: &jetstream::context::PublishError) -> Error {
         match error.kind() {
             PublishErrorKind::MaxAckPending => {
                 return Error::Busy(format!(
-                    "stream {}: {MAX_ACKS_IN_FLIGHT} reports await JetStream's ack; retry",
+                    "stream {}: {MAX_ACKS_IN_FLIGHT} messages await JetStream's ack; retry",
                     self.config.stream
                 ));
             }
@@ -44,54 +70,71 @@ impl Cluster {
         self.unavailable(error)
     }
 
-    /// Publishes `reports` (validated, `report_id` set) and answers once JetStream
-    /// has every one: a receipt each, with its stream sequence and whether
-    /// JetStream already had its id (then the original's sequence).
+    /// Publishes `reports` (validated, `report_id` set) and answers once this server
+    /// has applied them: a receipt each, with the seq every server stores it at,
+    /// or, for a report whose id is stored already (sent again, or at once through
+    /// another server), the original's seq and `duplicate`.
     pub async fn append(&self, reports: Vec<Report>) -> Result<Vec<Receipt>, Error> {
         self.check_writable()?;
-        let mut receipts = Vec::with_capacity(reports.len());
-        let mut in_flight = VecDeque::with_capacity(PUBLISH_WINDOW.min(reports.len()));
+        let limit = outbox::message_limit(self);
+        let mut call = Call {
+            receipts: Vec::with_capacity(reports.len()),
+            outstanding: VecDeque::new(),
+        };
+        let (mut body, mut count, mut encoded) = (Vec::new(), 0, Vec::new());
         for report in &reports {
-            let mut headers = HeaderMap::new();
-            headers.insert(NATS_MESSAGE_ID, message_id(&report.report_id).as_ref());
-            let ack = self
-                .jetstream
-                .publish_with_headers(
-                    self.subjects.reports.clone(),
-                    headers,
-                    entry::encode_report(report).into(),
-                )
-                .await
-                .map_err(|error| self.publish_failed(&error))?;
-            in_flight.push_back(ack);
-            if in_flight.len() == PUBLISH_WINDOW {
-                let ack = in_flight.pop_front().expect("a full window");
-                receipts.push(self.receipt(ack.await)?);
+            encoded.clear();
+            entry::encode_report(report, &mut encoded);
+            if count > 0 && body.len() + 1 + encoded.len() > limit {
+                self.queue(&mut call, std::mem::take(&mut body), count)
+                    .await?;
+                count = 0;
             }
+            if count > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&encoded);
+            count += 1;
         }
-        for ack in in_flight {
-            receipts.push(self.receipt(ack.await)?);
+        if count > 0 {
+            self.queue(&mut call, body, count).await?;
         }
-        Ok(receipts)
+        while let Some(piece) = call.outstanding.pop_front() {
+            call.receipts.extend(receive(piece).await?);
+        }
+        Ok(call.receipts)
     }
 
-    fn receipt(
-        &self,
-        ack: Result<jetstream::publish::PublishAck, jetstream::context::PublishError>,
-    ) -> Result<Receipt, Error> {
-        let ack = ack.map_err(|error| self.publish_failed(&error))?;
-        self.note_stream_seq(ack.sequence);
-        // The run is the one holding the seq here; for a seq not applied here yet,
-        // the current run (a run started elsewhere meanwhile may take it).
-        let run = self
-            .store
-            .run_of(ack.sequence)
-            .unwrap_or_else(|| self.store.current_run());
-        Ok(Receipt {
-            seq: ack.sequence,
-            duplicate: ack.duplicate,
-            run: run.name,
-        })
+    /// Queues one piece of `call` (within the budget; past it, after this call's
+    /// own earlier pieces are answered), keeping at most [`CALL_WINDOW`] pieces of
+    /// it outstanding.
+    async fn queue(&self, call: &mut Call, body: Vec<u8>, count: usize) -> Result<(), Error> {
+        let permit = loop {
+            match (self.awaiting.clone())
+                .try_acquire_many_owned(count.min(self.config.max_awaiting) as u32)
+            {
+                Ok(permit) => break permit,
+                Err(_) => match call.outstanding.pop_front() {
+                    Some(piece) => call.receipts.extend(receive(piece).await?),
+                    None => {
+                        return Err(Error::Busy(format!(
+                            "stream {}: {} reports await being applied here; retry",
+                            self.config.stream, self.config.max_awaiting
+                        )));
+                    }
+                },
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        self.outbox
+            .send(Piece { body, count, reply })
+            .map_err(|_| outbox::gone())?;
+        call.outstanding.push_back((answer, permit));
+        if call.outstanding.len() == CALL_WINDOW {
+            let piece = call.outstanding.pop_front().expect("a full window");
+            call.receipts.extend(receive(piece).await?);
+        }
+        Ok(())
     }
 
     /// Starts a run for every server: publishes its start and answers once it is
@@ -104,12 +147,7 @@ impl Cluster {
         }
         crate::labels::check(&labels)?;
         let body = entry::encode_run(name, labels, now_unix_nano());
-        let seq = self.publish_run_message(body, "run").await?;
-        self.store
-            .runs()
-            .into_iter()
-            .find(|run| run.first_seq == seq + 1)
-            .ok_or_else(|| Error::Unavailable("the run was applied but is not found".into()))
+        self.publish_run_message(body, "run").await
     }
 
     /// Replaces `run`'s labels on every server: publishes them and answers once
@@ -118,20 +156,34 @@ impl Cluster {
         self.check_writable()?;
         crate::labels::check(&labels)?;
         let body = entry::encode_labels(run.first_seq, labels);
-        self.publish_run_message(body, "labels").await?;
-        self.store.resolve_run(Some(&run.id.to_string()))
+        self.publish_run_message(body, "labels").await
     }
 
     /// Publishes `body` on the runs subject (under one message id for every
-    /// attempt, so a message whose ack was lost is not applied twice) and waits
-    /// until this server has applied it; answers its stream seq.
-    async fn publish_run_message(&self, body: Vec<u8>, what: &str) -> Result<u64, Error> {
+    /// attempt, so a message whose ack was lost is not applied twice) and answers
+    /// what applying it here gave.
+    async fn publish_run_message(&self, body: Vec<u8>, what: &str) -> Result<RunInfo, Error> {
         let id = format!("{what}-{}", uuid::Uuid::now_v7());
+        let (reply, applied) = oneshot::channel();
+        self.waiters.insert(&id, Waiter::Run(reply));
+        let outcome = self.publish_and_wait(&id, body, what, applied).await;
+        // Whatever happened, nobody waits any more.
+        self.waiters.take(&id);
+        outcome
+    }
+
+    async fn publish_and_wait(
+        &self,
+        id: &str,
+        body: Vec<u8>,
+        what: &str,
+        applied: oneshot::Receiver<Result<RunInfo, Error>>,
+    ) -> Result<RunInfo, Error> {
         let mut attempt = 0;
         let ack = loop {
             attempt += 1;
             let mut headers = HeaderMap::new();
-            headers.insert(NATS_MESSAGE_ID, id.as_str());
+            headers.insert(NATS_MESSAGE_ID, id);
             let published = match self
                 .jetstream
                 .publish_with_headers(self.subjects.runs.clone(), headers, body.clone().into())
@@ -158,51 +210,14 @@ impl Cluster {
             }
         };
         self.note_stream_seq(ack.sequence);
-        tokio::time::timeout(
-            RUN_APPLIED_DEADLINE,
-            self.applier.applied_through(ack.sequence),
-        )
-        .await
-        .map_err(|_| {
-            Error::Unavailable(format!(
-                "the {what} message is in the stream as seq {} but was not applied here \
+        match tokio::time::timeout(RUN_APPLIED_DEADLINE, applied).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(outbox::gone()),
+            Err(_) => Err(Error::Unavailable(format!(
+                "the {what} message is in the stream (message {}) but was not applied here \
                  within {RUN_APPLIED_DEADLINE:?}; it shows once this server catches up",
                 ack.sequence
-            ))
-        })??;
-        Ok(ack.sequence)
-    }
-}
-
-/// The id a report is published with: its `report_id` when that is plain printable
-/// ASCII, else (and for ids that look hex-encoded themselves) `hex:` and its bytes
-/// in hex, so that no id can smuggle a line break into the message's headers and
-/// distinct ids stay distinct.
-fn message_id(report_id: &str) -> Cow<'_, str> {
-    if report_id.bytes().all(|byte| byte.is_ascii_graphic()) && !report_id.starts_with("hex:") {
-        return Cow::Borrowed(report_id);
-    }
-    let mut encoded = String::with_capacity(4 + 2 * report_id.len());
-    encoded.push_str("hex:");
-    for byte in report_id.bytes() {
-        encoded.push_str(&format!("{byte:02x}"));
-    }
-    Cow::Owned(encoded)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::message_id;
-
-    #[test]
-    fn message_ids_carry_no_line_breaks_and_stay_distinct() {
-        assert_eq!(message_id("01a2-uuid"), "01a2-uuid");
-        assert_eq!(
-            message_id("a\r\nNats-Expected-Stream: x"),
-            "hex:610d0a4e6174732d45787065637465642d53747265616d3a2078"
-        );
-        assert_eq!(message_id("with space"), "hex:77697468207370616365");
-        assert_ne!(message_id("hex:41"), message_id("A"));
-        assert_eq!(message_id("hex:41"), "hex:6865783a3431");
+            ))),
+        }
     }
 }

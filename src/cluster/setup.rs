@@ -109,7 +109,7 @@ impl Cluster {
             .date_first_run(info.created.unix_timestamp_nanos() as i64)
             .await
             .map_err(|error| unreachable(&error))?;
-        let applied = self.applier.applied();
+        let applied = *self.applied_message.borrow();
         if info.state.last_sequence < applied {
             // Refused only when it stays so: one reading from a leader just elected
             // is not proof that the stream lost messages.

@@ -1,10 +1,10 @@
 //! [`Applier`]: what a server sharing a replicated stream (`crate::cluster`) needs
-//! of its store, and nothing else. It applies the stream's messages at the stream's
-//! sequences (reports, run starts, holes), records which stream the store holds,
-//! and tells how far it has applied.
+//! of its store, and nothing else. It applies the stream's messages at the seqs
+//! the stream's order gives them (reports, run starts, holes), records which stream
+//! the store holds and how far it is applied ([`StreamPosition`]).
 
 use super::committer::Pending;
-use super::{Receipt, RunInfo, RunRef, Shared, Store, closed};
+use super::{Receipt, RunInfo, RunRef, Shared, Store, StreamPosition, closed};
 use crate::error::Error;
 use crate::labels::Labels;
 use crate::report::Report;
@@ -93,6 +93,39 @@ impl Applier {
     pub async fn source(&self) -> Result<(Option<String>, bool), Error> {
         self.with_writer("read", |shared| {
             shared.writer.lock().expect("writer lock").source()
+        })
+        .await
+    }
+
+    /// How far the stream is applied, as last recorded ([`Applier::record_position`]).
+    /// A store a release before batched messages claimed has none recorded: there
+    /// every message took the seq of its own stream seq, so it is `applied()` for both.
+    pub async fn stream_position(&self) -> Result<StreamPosition, Error> {
+        let applied = self.applied();
+        self.with_writer("read", move |shared| {
+            let recorded = shared
+                .writer
+                .lock()
+                .expect("writer lock")
+                .stream_position()?;
+            Ok(recorded.unwrap_or(StreamPosition {
+                message: applied,
+                seq: applied,
+            }))
+        })
+        .await
+    }
+
+    /// Records how far the stream is applied: `position` must not lead what is
+    /// durable here (it may lag: following again from it re-reads messages whose
+    /// seqs are applied already, and skips them).
+    pub async fn record_position(&self, position: StreamPosition) -> Result<(), Error> {
+        self.with_writer("update", move |shared| {
+            shared
+                .writer
+                .lock()
+                .expect("writer lock")
+                .set_stream_position(position)
         })
         .await
     }

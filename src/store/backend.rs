@@ -41,6 +41,24 @@ pub(super) trait Writer: Send {
     fn source(&mut self) -> Result<(Option<String>, bool), Error>;
     /// Records that run `id` started at `started_unix_nano`.
     fn set_run_start(&mut self, id: u64, started_unix_nano: i64) -> Result<(), Error>;
+    /// How far the stream this store holds is applied, as last recorded: every
+    /// message through a stream seq, and the highest store seq they took. `None`
+    /// in a store that a release before batched messages claimed (there the two
+    /// were one) or that holds no stream.
+    fn stream_position(&mut self) -> Result<Option<StreamPosition>, Error>;
+    /// Records `position` (it may lag what is applied, never lead it).
+    fn set_stream_position(&mut self, position: StreamPosition) -> Result<(), Error>;
+}
+
+/// How far a stream is applied to a store: every message through stream seq
+/// `message`, which took store seqs through `seq` (a batch of reports takes one a
+/// report; a run's start, labels or anything else one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamPosition {
+    /// The stream seq of the last message applied.
+    pub message: u64,
+    /// The last store seq those messages took.
+    pub seq: u64,
 }
 
 /// What became of one report handed to [`Writer::insert`].

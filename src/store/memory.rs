@@ -6,7 +6,7 @@
 //! 320 as `Arc<Report>`): senders interned, UUID report ids as 16 bytes, and the
 //! idempotency index keyed by a 64-bit hash of the id.
 
-use super::backend::{Inserted, Reader, Writer};
+use super::backend::{Inserted, Reader, StreamPosition, Writer};
 use super::{Query, RunInfo};
 use crate::error::Error;
 use crate::intern::Interner;
@@ -78,6 +78,8 @@ struct Data {
     taken: u64,
     /// The stream this store holds, once claimed.
     source: Option<String>,
+    /// How far that stream is applied, as last recorded.
+    position: Option<StreamPosition>,
 }
 
 impl Kept {
@@ -272,6 +274,15 @@ impl Writer for MemoryWriter {
     }
 
     /// Runs are kept by the store itself: nothing to record here.
+    fn stream_position(&mut self) -> Result<Option<StreamPosition>, Error> {
+        Ok(self.data.read().expect("memory lock").position)
+    }
+
+    fn set_stream_position(&mut self, position: StreamPosition) -> Result<(), Error> {
+        self.data.write().expect("memory lock").position = Some(position);
+        Ok(())
+    }
+
     fn set_run_start(&mut self, _id: u64, _started_unix_nano: i64) -> Result<(), Error> {
         Ok(())
     }
@@ -295,6 +306,7 @@ impl Writer for MemoryWriter {
             (recorded, source) if recorded == source => Ok(()),
             (None, Some(source)) => {
                 data.source = Some(source.to_string());
+                data.position = Some(StreamPosition::default());
                 Ok(())
             }
             (None, None) => Ok(()),

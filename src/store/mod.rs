@@ -33,6 +33,7 @@ mod sqlite;
 
 pub use analyses::SharedAnalysis;
 pub use applier::Applier;
+pub use backend::StreamPosition;
 pub use committer::MAX_COMMIT_REPORTS;
 pub use figures::FIGURES_KEPT;
 pub use query::Query;

@@ -7,7 +7,7 @@
 //! being killed (the data is in the OS page cache before the commit returns); a
 //! power cut may lose the last few commits.
 
-use super::backend::{Inserted, Reader, Writer};
+use super::backend::{Inserted, Reader, StreamPosition, Writer};
 use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::{Query, RunInfo};
 use crate::error::Error;
@@ -306,6 +306,9 @@ impl Writer for SqliteWriter {
                     "INSERT INTO meta (key, value) VALUES ('source', ?1)",
                     [source],
                 )?;
+                // Recorded from the start, so a store without it is one of a release
+                // before batches, whose stream seqs were its seqs.
+                write_position(&transaction, StreamPosition::default())?;
                 transaction.commit()?;
                 Ok(())
             }
@@ -342,6 +345,32 @@ impl Writer for SqliteWriter {
         self.taken = Some(taken.max(first_seq - 1));
         self.last_hole = Some(hole);
         Ok(id)
+    }
+
+    fn stream_position(&mut self) -> Result<Option<StreamPosition>, Error> {
+        let recorded: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'stream_position'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        recorded
+            .map(|text| {
+                let (message, seq) = text.split_once(' ').unwrap_or((&text, ""));
+                match (message.parse(), seq.parse()) {
+                    (Ok(message), Ok(seq)) => Ok(StreamPosition { message, seq }),
+                    _ => Err(Error::Unavailable(format!(
+                        "--db: the stream position recorded in this database is unreadable: {text:?}"
+                    ))),
+                }
+            })
+            .transpose()
+    }
+
+    fn set_stream_position(&mut self, position: StreamPosition) -> Result<(), Error> {
+        write_position(&self.connection, position)
     }
 
     fn insert(&mut self, reports: Vec<Report>) -> Result<(Vec<Inserted>, Vec<u64>), Error> {
@@ -426,6 +455,17 @@ impl SqliteWriter {
             }
         }
     }
+}
+
+/// Records how far the stream is applied, as `"<message> <seq>"` in `meta`.
+fn write_position(connection: &Connection, position: StreamPosition) -> Result<(), Error> {
+    connection
+        .prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('stream_position', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute([format!("{} {}", position.message, position.seq)])?;
+    Ok(())
 }
 
 /// Records that seqs `first..=last` (all above any recorded) hold no report and no

@@ -363,10 +363,15 @@ pub(crate) struct Serve {
     /// one per URL when fewer are given).
     #[arg(long, env = "PERFSTATS_NATS_REPLICAS", value_name = "N")]
     pub(crate) nats_replicas: Option<usize>,
-    /// With --nats: how long JetStream drops a second copy of a report_id, for a
-    /// stream made here (e.g. 2h, 30m, 90s).
-    #[arg(long, env = "PERFSTATS_NATS_DEDUPE_WINDOW", value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
+    /// With --nats: how long JetStream drops a second copy of a message (one
+    /// holds many reports), for a stream made here (e.g. 2m, 90s). The store
+    /// drops a second copy of a report_id whenever it comes.
+    #[arg(long, env = "PERFSTATS_NATS_DEDUPE_WINDOW", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub(crate) nats_dedupe_window: Duration,
+    /// With --nats: reports of all calls queued or awaiting being applied here at
+    /// once; past it a write answers RESOURCE_EXHAUSTED (retryable).
+    #[arg(long, env = "PERFSTATS_NATS_MAX_AWAITING", value_name = "REPORTS", default_value_t = cluster::DEFAULT_MAX_AWAITING, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 31))]
+    pub(crate) nats_max_awaiting: usize,
     /// With TLS: require a client certificate signed by this CA (PEM) for writes.
     #[arg(
         long,
@@ -412,6 +417,7 @@ impl Serve {
             let mut config = ClusterConfig::new(self.nats);
             config.stream = self.nats_stream;
             config.dedupe_window = self.nats_dedupe_window;
+            config.max_awaiting = self.nats_max_awaiting;
             if let Some(replicas) = self.nats_replicas {
                 config.replicas = replicas;
             }
