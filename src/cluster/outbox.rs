@@ -38,7 +38,7 @@ pub(super) struct Piece {
 /// The most bytes of reports one message holds: [`MESSAGE_BYTES`], or less
 /// when the NATS server allows less.
 pub(super) fn message_limit(cluster: &Cluster) -> usize {
-    let allowed = usize::try_from(cluster.client.server_info().max_payload).unwrap_or(usize::MAX);
+    let allowed = cluster.client.server_info().max_payload;
     match allowed.saturating_sub(HEADROOM + entry::BATCH_OVERHEAD) {
         // Not connected yet: nothing is published anyway.
         0 => MESSAGE_BYTES,
