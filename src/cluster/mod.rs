@@ -13,18 +13,22 @@
 //! batch: a failed call may leave some of its reports stored, never twice.
 //!
 //! # Layout
+//! - `connect`: how this server connects to NATS (TLS, credentials) and says why
+//!   NATS refuses it.
 //! - `setup`: finding or making the stream, and checking this store holds it.
 //! - `publish`: writes and run starts into the stream, answered after JetStream's ack.
 //! - `materialise`: applying the stream to the local store, in order.
 //! - `health`: probing the stream and keeping writability current.
 //! - `entry`: the message format on the stream's subjects.
 
+mod connect;
 mod entry;
 mod health;
 mod materialise;
 mod publish;
 mod setup;
 
+pub use connect::NatsAccess;
 pub use entry::Subjects;
 
 use crate::error::Error;
@@ -59,6 +63,8 @@ pub struct ClusterConfig {
     pub replicas: usize,
     /// JetStream's duplicate window for a stream made here.
     pub dedupe_window: Duration,
+    /// TLS and credentials towards NATS.
+    pub access: NatsAccess,
 }
 
 impl ClusterConfig {
@@ -71,6 +77,7 @@ impl ClusterConfig {
             stream: DEFAULT_STREAM.into(),
             replicas,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            access: NatsAccess::default(),
         }
     }
 }
@@ -98,6 +105,8 @@ pub struct Cluster {
     short_readings: std::sync::atomic::AtomicU32,
     /// Whether writes can go to the stream now (for health checks).
     writable: watch::Sender<bool>,
+    /// Why NATS refuses this server (credentials, TLS), while it does.
+    refusal: Arc<connect::Refusal>,
 }
 
 /// How far this server is behind the stream.
@@ -125,19 +134,10 @@ impl Cluster {
     /// it does not exist, and starts applying it to `store`. When NATS cannot be
     /// reached within a few seconds the server starts anyway: reads are served
     /// from the store, writes answer `UNAVAILABLE` until the stream is reached. An
-    /// error here means the store holds reports of something else.
+    /// error here means the store holds reports of something else, or a `--nats-*`
+    /// flag that cannot work (a missing file, flags that do not go together).
     pub async fn start(config: ClusterConfig, store: Store) -> Result<Arc<Cluster>, Error> {
-        let client = async_nats::ConnectOptions::new()
-            .name("perfstats")
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connection_timeout(Duration::from_secs(2))
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(1000))
-            })
-            .connect(config.urls.clone())
-            .await
-            .map_err(|error| Error::BadRequest(format!("--nats: {error}")))?;
+        let (client, refusal) = connect::connect(&config.urls, &config.access).await?;
         // Acks wait at most PUBLISH_TIMEOUT, and an abandoned ack's slot is free
         // again as soon; past MAX_ACKS_IN_FLIGHT a publish fails at once.
         let jetstream = jetstream::ContextBuilder::new()
@@ -159,6 +159,7 @@ impl Cluster {
             seen: AtomicBool::new(false),
             short_readings: std::sync::atomic::AtomicU32::new(0),
             writable: watch::channel(false).0,
+            refusal,
         });
         match tokio::time::timeout(FIRST_CONTACT, cluster.setup()).await {
             Ok(Ok(_)) => {}
@@ -200,6 +201,9 @@ impl Cluster {
     fn check_writable(&self) -> Result<(), Error> {
         if self.can_write() {
             return Ok(());
+        }
+        if let Some(reason) = self.refusal.reason() {
+            return Err(self.unavailable(&reason));
         }
         Err(self.unavailable(
             &"writes cannot reach it now (NATS unreachable, no stream leader, or the stream \
