@@ -394,7 +394,7 @@ async fn a_client_certificate_works_where_nats_verifies_clients() {
     let at = cluster.client_addr(0);
     let expected =
         format!("NATS: {at} requires a client certificate: give --nats-cert and --nats-key");
-    without.logged(&expected).await;
+    eprintln!("no client certificate: {}", without.logged(&expected).await);
     without
         .refuses_writes("requires a client certificate")
         .await;
@@ -431,12 +431,12 @@ async fn another_ca_plaintext_to_tls_and_tls_to_plaintext_are_each_one_clear_lin
     let expected = format!(
         "NATS: TLS certificate of {at} does not verify against --nats-ca {other}: invalid peer certificate"
     );
-    untrusting.logged(&expected).await;
+    eprintln!("another CA: {}", untrusting.logged(&expected).await);
     untrusting.refuses_writes("does not verify").await;
 
     let plaintext = Perfstats::start(&urls, &[], &[], certs.dir.path(), "plaintext");
     let expected_plain = format!("NATS: {at} requires TLS, and without --nats-ca");
-    plaintext.logged(&expected_plain).await;
+    eprintln!("plaintext: {}", plaintext.logged(&expected_plain).await);
     plaintext.refuses_writes("requires TLS").await;
     let failed = cluster.log(0).matches("TLS handshake error").count();
     attempts_logged(&cluster, "TLS handshake error", failed + ATTEMPTS_SEEN).await;
@@ -464,11 +464,12 @@ async fn another_ca_plaintext_to_tls_and_tls_to_plaintext_are_each_one_clear_lin
         "insisting",
     );
     let plain_at = plain_cluster.client_addr(0);
-    insisting
+    let line = insisting
         .logged(&format!(
             "NATS: {plain_at} does not offer TLS, and --nats-ca {ca} requires it"
         ))
         .await;
+    eprintln!("TLS to plaintext: {line}");
     insisting.refuses_writes("does not offer TLS").await;
 }
 
