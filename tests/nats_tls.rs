@@ -1,6 +1,6 @@
 //! `--nats` over TLS and with credentials, against real `nats-server` processes
 //! configured with them (certificates made here with rcgen, JWTs with nkeys):
-//! a user and password, a client certificate, a creds file and the README's
+//! a user and password, a token, a client certificate, a creds file and the README's
 //! permissions each work end to end; a wrong password, a certificate of another
 //! CA, plaintext to a TLS port and TLS to a plaintext one are each refused with
 //! one clear line in the log, writes `UNAVAILABLE` and health `NOT_SERVING`, and
@@ -686,4 +686,40 @@ async fn the_readmes_permissions_suffice_on_a_cluster_with_tls_on_its_routes() {
     )
     .await;
     a.report_and_read_back("still-there").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_works_and_a_wrong_one_is_named() {
+    let certs = Certs::make();
+    let cluster = NatsCluster::start_with(
+        1,
+        NodeConfig {
+            top: format!("authorization {{\n  token: {}\n}}\n", quoted(PASSWORD)),
+            ..NodeConfig::default()
+        },
+    )
+    .await;
+    let with = Perfstats::start(
+        &cluster.urls(),
+        &[],
+        &[("PERFSTATS_NATS_TOKEN", PASSWORD)],
+        certs.dir.path(),
+        "token",
+    );
+    reaches_the_stream(with.url(), DEADLINE).await;
+    with.report_and_read_back("with-a-token").await;
+    with.logged_no_secret(&[]);
+
+    let wrong = Perfstats::start(
+        &cluster.urls(),
+        &[],
+        &[("PERFSTATS_NATS_TOKEN", WRONG_PASSWORD)],
+        certs.dir.path(),
+        "wrong-token",
+    );
+    wrong
+        .logged("NATS: authorization violation with --nats-token: check the token")
+        .await;
+    wrong.refuses_writes("authorization violation").await;
+    wrong.logged_no_secret(&[]);
 }
