@@ -17,6 +17,8 @@
 //! failed call may leave some of its reports stored, never twice.
 //!
 //! # Layout
+//! - `connect`: how this server connects to NATS (TLS, credentials) and says why
+//!   NATS refuses it.
 //! - `setup`: finding or making the stream, and checking this store holds it.
 //! - `publish`: writes and run starts into the stream, answered once applied here.
 //! - `outbox`: joining queued reports of many calls into messages, and publishing them.
@@ -25,6 +27,7 @@
 //! - `health`: probing the stream and keeping writability current.
 //! - `entry`: the message format on the stream's subjects.
 
+mod connect;
 mod entry;
 mod health;
 mod materialise;
@@ -33,6 +36,7 @@ mod publish;
 mod setup;
 mod waiters;
 
+pub use connect::NatsAccess;
 pub use entry::Subjects;
 pub use publish::DEFAULT_MAX_AWAITING;
 
@@ -76,6 +80,8 @@ pub struct ClusterConfig {
     /// Reports of all calls queued or awaiting being applied here at once; past
     /// it a write answers `RESOURCE_EXHAUSTED`.
     pub max_awaiting: usize,
+    /// TLS and credentials towards NATS.
+    pub access: NatsAccess,
 }
 
 impl ClusterConfig {
@@ -89,6 +95,7 @@ impl ClusterConfig {
             replicas,
             dedupe_window: DEFAULT_DEDUPE_WINDOW,
             max_awaiting: DEFAULT_MAX_AWAITING,
+            access: NatsAccess::default(),
         }
     }
 }
@@ -126,6 +133,8 @@ pub struct Cluster {
     waiters: waiters::Waiters,
     /// The budget of reports queued or awaiting being applied here.
     awaiting: Arc<Semaphore>,
+    /// Why NATS refuses this server (credentials, TLS), while it does.
+    refusal: Arc<connect::Refusal>,
 }
 
 /// How far this server is behind the stream.
@@ -153,19 +162,10 @@ impl Cluster {
     /// it does not exist, and starts applying it to `store`. When NATS cannot be
     /// reached within a few seconds the server starts anyway: reads are served
     /// from the store, writes answer `UNAVAILABLE` until the stream is reached. An
-    /// error here means the store holds reports of something else.
+    /// error here means the store holds reports of something else, or a `--nats-*`
+    /// flag that cannot work (a missing file, flags that do not go together).
     pub async fn start(config: ClusterConfig, store: Store) -> Result<Arc<Cluster>, Error> {
-        let client = async_nats::ConnectOptions::new()
-            .name("perfstats")
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connection_timeout(Duration::from_secs(2))
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(1000))
-            })
-            .connect(config.urls.clone())
-            .await
-            .map_err(|error| Error::BadRequest(format!("--nats: {error}")))?;
+        let (client, refusal) = connect::connect(&config.urls, &config.access).await?;
         // Acks wait at most PUBLISH_TIMEOUT, and an abandoned ack's slot is free
         // again as soon; past MAX_ACKS_IN_FLIGHT a publish fails at once.
         let jetstream = jetstream::ContextBuilder::new()
@@ -195,6 +195,7 @@ impl Cluster {
             seen: AtomicBool::new(false),
             short_readings: std::sync::atomic::AtomicU32::new(0),
             writable: watch::channel(false).0,
+            refusal,
         });
         match tokio::time::timeout(FIRST_CONTACT, cluster.setup()).await {
             Ok(Ok(_)) => {}
@@ -261,6 +262,9 @@ impl Cluster {
                 "this server is {lag} messages behind it (catching up): write through another \
                  server, or retry"
             )));
+        }
+        if let Some(reason) = self.refusal.reason() {
+            return Err(self.unavailable(&reason));
         }
         Err(self.unavailable(
             &"writes cannot reach it now (NATS unreachable, no stream leader, or the stream \

@@ -3,6 +3,8 @@
 //! routed to each other on loopback, each with its own store in a temporary
 //! directory, and the monitoring-port probes (`/healthz`, `/jsz`) that tell when
 //! JetStream is ready and which node leads what. Every port is on 127.0.0.1.
+//! [`NatsCluster::start_with`] adds config of a test's own (TLS, users, an
+//! operator), and [`NatsCluster::reload`] changes it on running nodes.
 
 use super::{http, wait_child};
 use std::fs::OpenOptions;
@@ -29,6 +31,23 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How many lines of each node's log a failed wait prints.
 const LOG_TAIL_LINES: usize = 60;
+/// How long a node may take to apply a new config after SIGHUP: well under a
+/// second here, so 15 s only trips on a real failure.
+const NATS_RELOAD_DEADLINE: Duration = Duration::from_secs(15);
+/// What nats-server logs once it applied a new config.
+const RELOADED: &str = "Reloaded server configuration";
+
+/// What every node's config file adds to the default one: for the TLS and
+/// credentials tests. Paths in it must be absolute and quoted.
+#[derive(Debug, Clone, Default)]
+pub struct NodeConfig {
+    /// Lines at the top level: a `tls {…}` block for the client port, an
+    /// `authorization {…}` block, an `operator` and its `resolver`, …
+    pub top: String,
+    /// Lines inside the `cluster {…}` block (with more than one node): its
+    /// `tls {…}` for the routes.
+    pub cluster: String,
+}
 
 /// The nats-server that `scripts/test.sh` installs (`PERFSTATS_NATS_SERVER`, else
 /// `target/tools/nats/bin/nats-server`); panics when it is missing, so a test that
@@ -168,6 +187,8 @@ impl Node {
 /// standalone JetStream server when it has one node). Dropping it kills them all.
 pub struct NatsCluster {
     nodes: Vec<Node>,
+    /// What the nodes' config files add to the default.
+    extra: NodeConfig,
     /// The nodes' directories; removed on drop unless a test failed.
     root: TempDir,
 }
@@ -177,6 +198,12 @@ impl NatsCluster {
     /// until JetStream is ready: `/healthz` ok on every node and, with more than one
     /// node, every node knows the meta leader.
     pub async fn start(nodes: usize) -> NatsCluster {
+        Self::start_with(nodes, NodeConfig::default()).await
+    }
+
+    /// Starts `nodes` servers as [`start`](Self::start) does, their config files
+    /// adding `extra`.
+    pub async fn start_with(nodes: usize, extra: NodeConfig) -> NatsCluster {
         assert!(nodes > 0, "a NATS cluster needs at least one node");
         let root = tempfile::Builder::new()
             .prefix("perfstats-nats-")
@@ -201,9 +228,9 @@ impl NatsCluster {
             })
             .collect();
         for node in &nodes {
-            std::fs::write(node.config_path(), config(node, &nodes)).unwrap();
+            std::fs::write(node.config_path(), config(node, &nodes, &extra)).unwrap();
         }
-        let cluster = NatsCluster { nodes, root };
+        let cluster = NatsCluster { nodes, extra, root };
         for node in &cluster.nodes {
             node.spawn();
         }
@@ -334,6 +361,43 @@ impl NatsCluster {
         self.wait_ready(&self.all()).await;
     }
 
+    /// Rewrites every node's config file with `extra` instead of what it had, and
+    /// has each running node apply it (SIGHUP), waiting until each logged that it
+    /// did. (Not every setting can change on a running server: nats-server logs
+    /// which it refuses.)
+    pub async fn reload(&mut self, extra: NodeConfig) {
+        self.extra = extra;
+        let mut reloads_before = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            std::fs::write(node.config_path(), config(node, &self.nodes, &self.extra)).unwrap();
+            reloads_before.push(self.log(i).matches(RELOADED).count());
+        }
+        for node in &self.nodes {
+            if let Some(child) = node.child.lock().unwrap().as_ref() {
+                // SAFETY: kill(2) with a pid of our own child, which is not reaped
+                // while we hold its lock.
+                assert_eq!(
+                    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) },
+                    0,
+                    "SIGHUP to nats node {}",
+                    node.name
+                );
+            }
+        }
+        let running = self.running();
+        self.wait_for(
+            NATS_RELOAD_DEADLINE,
+            &format!("{RELOADED:?} logged by nodes {running:?}"),
+            async || {
+                running
+                    .iter()
+                    .all(|&i| self.log(i).matches(RELOADED).count() > reloads_before[i])
+                    .then_some(())
+            },
+        )
+        .await
+    }
+
     /// Everything node `i` has logged (stdout and stderr, across restarts).
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.nodes[i].log_path()).unwrap_or_default()
@@ -460,14 +524,16 @@ fn free_ports(count: usize) -> Vec<u16> {
 }
 
 /// The config file of `node`: everything on 127.0.0.1, JetStream storing in its
-/// directory and, in a cluster, routes to every other node.
-fn config(node: &Node, nodes: &[Node]) -> String {
+/// directory and writing every message to disk before acknowledging it
+/// (`sync_interval: always`, as the README's config does), in a cluster routes to
+/// every other node, and `extra`.
+fn config(node: &Node, nodes: &[Node], extra: &NodeConfig) -> String {
     let quoted = |path: &Path| serde_json::to_string(path.to_str().unwrap()).unwrap();
     let mut config = format!(
         "server_name: {name}\n\
          listen: \"127.0.0.1:{client}\"\n\
          http: \"127.0.0.1:{monitor}\"\n\
-         jetstream {{\n  store_dir: {store}\n}}\n",
+         jetstream {{\n  store_dir: {store}\n  sync_interval: always\n}}\n",
         name = node.name,
         client = node.client_port,
         monitor = node.monitor_port,
@@ -480,12 +546,13 @@ fn config(node: &Node, nodes: &[Node]) -> String {
             .map(|other| format!("\"nats://127.0.0.1:{}\"", other.cluster_port))
             .collect();
         config += &format!(
-            "cluster {{\n  name: perfstats-test\n  listen: \"127.0.0.1:{cluster}\"\n  routes: [{routes}]\n}}\n",
+            "cluster {{\n  name: perfstats-test\n  listen: \"127.0.0.1:{cluster}\"\n  routes: [{routes}]\n{extra}\n}}\n",
             cluster = node.cluster_port,
             routes = routes.join(", "),
+            extra = extra.cluster,
         );
     }
-    config
+    config + &extra.top
 }
 
 /// Whether the `--nats` perfstats at `url` can write to its stream now (its

@@ -6,7 +6,7 @@ use perfstats::Event;
 use perfstats::client::http::HttpClient;
 use perfstats::client::runs;
 use perfstats::client::{Client, ClientTls, DEFAULT_ADDR};
-use perfstats::cluster::{self as cluster, ClusterConfig};
+use perfstats::cluster::{self as cluster, ClusterConfig, NatsAccess};
 use perfstats::labels;
 use perfstats::metrics::DEFAULT_MAX_SENDER_LABELS;
 use perfstats::serve::{ServeConfig, TlsFiles};
@@ -372,6 +372,62 @@ pub(crate) struct Serve {
     /// once; past it a write answers RESOURCE_EXHAUSTED (retryable).
     #[arg(long, env = "PERFSTATS_NATS_MAX_AWAITING", value_name = "REPORTS", default_value_t = cluster::DEFAULT_MAX_AWAITING, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 31))]
     pub(crate) nats_max_awaiting: usize,
+    /// With --nats: connect to NATS over TLS, verifying its certificates against
+    /// this CA (PEM); TLS is then required, never a fallback to plaintext.
+    #[arg(long, env = "PERFSTATS_NATS_CA", requires = "nats", value_name = "PEM")]
+    pub(crate) nats_ca: Option<PathBuf>,
+    /// With --nats-ca: this server's client certificate (PEM), for NATS servers
+    /// that verify clients' certificates (with --nats-key).
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS_CERT",
+        requires = "nats",
+        value_name = "PEM"
+    )]
+    pub(crate) nats_cert: Option<PathBuf>,
+    /// The private key (PEM) of --nats-cert.
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS_KEY",
+        requires = "nats",
+        value_name = "PEM"
+    )]
+    pub(crate) nats_key: Option<PathBuf>,
+    /// With --nats: a NATS credentials file (a user JWT and its NKey seed).
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS_CREDS",
+        requires = "nats",
+        value_name = "FILE"
+    )]
+    pub(crate) nats_creds: Option<PathBuf>,
+    /// With --nats: the NATS user (with --nats-password).
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS_USER",
+        requires = "nats",
+        value_name = "USER"
+    )]
+    pub(crate) nats_user: Option<String>,
+    /// The password of --nats-user. Prefer the variable: a flag's value shows in ps.
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS_PASSWORD",
+        requires = "nats",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub(crate) nats_password: Option<String>,
+    /// With --nats: a NATS authorization token. Prefer the variable: a flag's value
+    /// shows in ps.
+    #[arg(
+        long,
+        env = "PERFSTATS_NATS_TOKEN",
+        requires = "nats",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) nats_token: Option<String>,
     /// With TLS: require a client certificate signed by this CA (PEM) for writes.
     #[arg(
         long,
@@ -413,6 +469,16 @@ impl Serve {
         } else {
             Backend::Sqlite(self.db)
         };
+        let access = NatsAccess {
+            ca: self.nats_ca,
+            cert: self.nats_cert,
+            key: self.nats_key,
+            creds: self.nats_creds,
+            user: self.nats_user,
+            password: self.nats_password,
+            token: self.nats_token,
+        };
+        access.check()?;
         let cluster = (!self.nats.is_empty()).then(|| {
             let mut config = ClusterConfig::new(self.nats);
             config.stream = self.nats_stream;
@@ -421,6 +487,7 @@ impl Serve {
             if let Some(replicas) = self.nats_replicas {
                 config.replicas = replicas;
             }
+            config.access = access;
             config
         });
         let tls = match (self.tls_cert, self.tls_key) {

@@ -19,12 +19,25 @@ use perfstats::serve::Service;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
 
+/// `RUST_LOG` (default `info`), with async-nats silenced unless it is named there:
+/// it logs every failed reconnect attempt, while perfstats says why NATS refuses it
+/// once per reason (`src/cluster/connect`). `RUST_LOG=info,async_nats=debug` brings
+/// its lines back.
+fn log_filter(rust_log: Option<String>) -> String {
+    let filter = rust_log.unwrap_or_else(|| "info".into());
+    if filter.contains("async_nats") {
+        filter
+    } else {
+        format!("{filter},async_nats=off")
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            std::env::var("RUST_LOG").ok(),
+        )))
         .with_writer(std::io::stderr)
         .init();
     let outcome = match Cli::parse().command {
