@@ -17,15 +17,20 @@
 //! - `publish`: writes and run starts into the stream, answered after JetStream's ack.
 //! - `materialise`: applying the stream to the local store, in order.
 //! - `health`: probing the stream and keeping writability current.
+//! - `frozen`: leaving a NATS server that stopped answering for another.
+//! - `overview`: the stream and this server as `/api/cluster` shows them.
 //! - `entry`: the message format on the stream's subjects.
 
 mod entry;
+mod frozen;
 mod health;
 mod materialise;
+mod overview;
 mod publish;
 mod setup;
 
 pub use entry::Subjects;
+pub use overview::{ClusterOverview, Health, PeerOverview, ServerOverview, StreamOverview};
 
 use crate::error::Error;
 use crate::store::{Applier, Store};
@@ -98,6 +103,8 @@ pub struct Cluster {
     short_readings: std::sync::atomic::AtomicU32,
     /// Whether writes can go to the stream now (for health checks).
     writable: watch::Sender<bool>,
+    /// The stream's state as the probe last got it, for `/api/cluster`.
+    sighting: std::sync::Mutex<overview::Sighting>,
 }
 
 /// How far this server is behind the stream.
@@ -131,6 +138,10 @@ impl Cluster {
             .name("perfstats")
             .retry_on_initial_connect()
             .max_reconnects(None)
+            .ping_interval(frozen::PING_INTERVAL)
+            // JetStream API requests (stream info, consumers) wait the client's
+            // request timeout, not the context's: 10 s unless set.
+            .request_timeout(Some(PUBLISH_TIMEOUT))
             .connection_timeout(Duration::from_secs(2))
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).min(1000))
@@ -159,6 +170,7 @@ impl Cluster {
             seen: AtomicBool::new(false),
             short_readings: std::sync::atomic::AtomicU32::new(0),
             writable: watch::channel(false).0,
+            sighting: Default::default(),
         });
         match tokio::time::timeout(FIRST_CONTACT, cluster.setup()).await {
             Ok(Ok(_)) => {}
@@ -173,6 +185,7 @@ impl Cluster {
         tokio::spawn(materialise::run(cluster.clone()));
         tokio::spawn(health::watch_writable(Arc::downgrade(&cluster)));
         tokio::spawn(health::probe(Arc::downgrade(&cluster)));
+        tokio::spawn(frozen::unstick(Arc::downgrade(&cluster)));
         Ok(cluster)
     }
 
