@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/compare", get(api::compare))
         .route("/api/sweep", get(api::sweep))
         .route("/api/check", get(api::check))
+        .route("/api/cluster", get(api::cluster))
         .route("/api/stream", get(stream::stream))
         .route("/metrics", get(api::metrics))
         .route("/send", post(legacy::send))
