@@ -1,0 +1,581 @@
+//! Faults of a `--nats` cluster, with real processes on loopback
+//! (`tests/support/nats.rs`): a stream without quorum (2 of 3 NATS servers down)
+//! refuses writes but serves reads, and writes come back with one server; the NATS
+//! server a perfstats is connected to paused (SIGSTOP) under load is left for
+//! another within the stated bound, losing and doubling nothing; a paused perfstats
+//! catches up once resumed. `GET /api/cluster` is checked along the way.
+
+mod support;
+
+use perfstats::client::{Client, RetryPolicy, is_retryable};
+use perfstats::{Event, PerformanceData};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use support::nats::{NatsCluster, reaches_the_stream, signal_process, writable};
+use support::{BinaryServer, http, metric, wait_until, within};
+
+/// How long a server may take to reach the stream or apply all of it: seconds
+/// here; 60 s only trips on a real hang.
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
+/// How long one write attempt may take before it counts as hung: a server answers
+/// within its 3 s publish timeout (plus queueing on a loaded machine).
+const ATTEMPT_DEADLINE: Duration = Duration::from_secs(10);
+/// The README's bound: writes through a perfstats succeed again within 15 s of
+/// the NATS server it is connected to freezing (when that server does not lead
+/// the stream).
+const FROZEN_SERVER_BOUND: Duration = Duration::from_secs(15);
+/// How long a node is paused.
+const PAUSE: Duration = Duration::from_secs(20);
+/// How long the load may take in all, the pause included.
+const LOAD_DEADLINE: Duration = Duration::from_secs(180);
+/// The pause between a refused attempt and the next.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// The pause between one client's reports: a steady load that leaves the 2 cores
+/// room for 3 NATS servers and 2 perfstats.
+const REPORT_GAP: Duration = Duration::from_millis(5);
+const STREAM: &str = "PERFSTATS";
+
+/// `perfstats serve --memory --nats URLS` on 127.0.0.1:0.
+fn serve(cluster: &NatsCluster) -> BinaryServer {
+    BinaryServer::start(&["--memory", "--nats", &cluster.urls()])
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    let response = http().get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.unwrap()
+}
+
+/// The node the perfstats `server` is connected to, once it is connected to one.
+async fn connected_node(cluster: &NatsCluster, server: &BinaryServer) -> usize {
+    let pid = server.child.id();
+    let mut node = None;
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "the perfstats to hold a connection to a NATS node",
+        async || {
+            node = cluster.connected_node(pid);
+            node.is_some()
+        },
+    )
+    .await;
+    node.unwrap()
+}
+
+/// `GET /api/cluster` of `url` once it shows the stream (as the probe read it)
+/// healthy.
+async fn healthy_overview(url: &str) -> serde_json::Value {
+    let mut overview = serde_json::Value::Null;
+    wait_until(
+        CATCH_UP_DEADLINE,
+        &format!("{url}/api/cluster to show the stream healthy"),
+        async || {
+            overview = get_json(&format!("{url}/api/cluster")).await;
+            overview["stream"]["leader"].is_string() && overview["health"] == "healthy"
+        },
+    )
+    .await;
+    overview
+}
+
+/// Moves the stream's leadership off node `node` (a JetStream leader step-down)
+/// when it has it, and waits until another node leads.
+async fn lead_elsewhere(cluster: &NatsCluster, node: usize) {
+    if cluster.stream_leader(STREAM).await != node {
+        return;
+    }
+    let other = (node + 1) % cluster.len();
+    let nats = async_nats::connect(cluster.url(other)).await.unwrap();
+    let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}");
+    within(
+        CATCH_UP_DEADLINE,
+        "the stream leader's step-down answer",
+        nats.request(subject, "".into()),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "another node to lead the stream after the step-down",
+        async || cluster.stream_leader(STREAM).await != node,
+    )
+    .await;
+}
+
+/// One write attempt: when it started, how long it took, whether it was ACKed.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    started: Instant,
+    took: Duration,
+    acked: bool,
+}
+
+/// What one load client got: each report's ACKed seq by id, and every attempt.
+#[derive(Debug, Default)]
+struct Sent {
+    acks: HashMap<String, u64>,
+    attempts: Vec<Attempt>,
+    /// Attempts that did not answer within [`ATTEMPT_DEADLINE`].
+    hung: usize,
+}
+
+/// Sends reports from `sender` to `url` one at a time until `stop`, each retried
+/// (same `report_id`) until ACKed: refusals must be retryable, and every attempt is
+/// timed against [`ATTEMPT_DEADLINE`].
+async fn load(url: String, sender: String, stop: Arc<AtomicBool>, acked: Arc<AtomicUsize>) -> Sent {
+    let client = Client::connect_lazy(&url)
+        .unwrap()
+        .with_policy(RetryPolicy {
+            attempt_timeout: None,
+            ..RetryPolicy::never()
+        });
+    let mut sent = Sent::default();
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let report = PerformanceData::new(
+            0,
+            sender.clone(),
+            Event::TransactionReceived,
+            format!("tx {i}"),
+        );
+        i += 1;
+        loop {
+            let started = Instant::now();
+            let answer = tokio::time::timeout(
+                ATTEMPT_DEADLINE,
+                client.send_performance_stat(report.clone()),
+            )
+            .await;
+            let took = started.elapsed();
+            let acked = match answer {
+                Err(_) => {
+                    sent.hung += 1;
+                    false
+                }
+                Ok(Ok(ack)) => {
+                    sent.acks.insert(report.report_id.clone(), ack.seq);
+                    acked.fetch_add(1, Ordering::SeqCst);
+                    true
+                }
+                Ok(Err(status)) => {
+                    assert!(is_retryable(&status), "{sender} report {i}: {status:?}");
+                    false
+                }
+            };
+            sent.attempts.push(Attempt {
+                started,
+                took,
+                acked,
+            });
+            if acked {
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+        tokio::time::sleep(REPORT_GAP).await;
+    }
+    sent
+}
+
+/// Load from `clients` clients to `url` (client `k` sends as `<prefix>k`).
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Sent>>,
+}
+
+impl Load {
+    fn start(url: &str, prefix: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..clients)
+            .map(|k| {
+                tokio::spawn(load(
+                    url.to_string(),
+                    format!("{prefix}{k}"),
+                    stop.clone(),
+                    acked.clone(),
+                ))
+            })
+            .collect();
+        Load { stop, acked, tasks }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further reports are ACKed.
+    async fn more_acks(&self, more: usize, what: &str) {
+        let target = self.acked() + more;
+        wait_until(LOAD_DEADLINE, what, async || self.acked() >= target).await;
+    }
+
+    /// Stops the clients and gathers what they got.
+    async fn finish(self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = Vec::new();
+        for task in self.tasks {
+            all.push(
+                within(LOAD_DEADLINE, "the load clients to finish", task)
+                    .await
+                    .unwrap(),
+            );
+        }
+        all
+    }
+}
+
+/// Waits until the servers at `urls` each hold every report of `acks` and have
+/// applied the whole stream, then checks that each stores every one exactly once,
+/// at the seq its ACK gave, and that their exports are the same.
+async fn stored_once_everywhere(urls: &[&str], acks: &HashMap<String, u64>) {
+    let mut exports = Vec::new();
+    for url in urls {
+        let mut export = String::new();
+        wait_until(
+            CATCH_UP_DEADLINE,
+            &format!("{url} to apply every ACKed report (lag 0)"),
+            async || {
+                let lag = metric(url, None, "perfstats_stream_lag").await;
+                export = http()
+                    .get(format!("{url}/api/export?format=ndjson"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                lag == Some(0.0) && export.lines().count() >= acks.len()
+            },
+        )
+        .await;
+        let mut stored: HashMap<String, u64> = HashMap::new();
+        for line in export.lines() {
+            let report: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = report["report_id"].as_str().unwrap().to_string();
+            let seq = report["seq"].as_u64().unwrap();
+            assert!(
+                stored.insert(id.clone(), seq).is_none(),
+                "{url}: {id} stored twice"
+            );
+        }
+        assert_eq!(
+            stored.len(),
+            acks.len(),
+            "{url}: exactly the ACKed reports are stored"
+        );
+        for (id, seq) in acks {
+            assert_eq!(
+                stored.get(id),
+                Some(seq),
+                "{url}: {id} at the seq its ACK gave"
+            );
+        }
+        exports.push(export);
+    }
+    assert!(
+        exports.windows(2).all(|pair| pair[0] == pair[1]),
+        "the servers' exports differ"
+    );
+}
+
+/// Every ACKed report of `sent`, by id.
+fn all_acks(sent: &[Sent]) -> HashMap<String, u64> {
+    let mut acks = HashMap::new();
+    for one in sent {
+        for (id, seq) in &one.acks {
+            assert!(acks.insert(id.clone(), *seq).is_none(), "{id} sent twice");
+        }
+    }
+    acks
+}
+
+/// Asserts that no attempt of `sent` hung past [`ATTEMPT_DEADLINE`]; the longest.
+fn no_write_hung(sent: &[Sent]) -> Duration {
+    let hung: usize = sent.iter().map(|one| one.hung).sum();
+    assert_eq!(hung, 0, "writes hung past {ATTEMPT_DEADLINE:?}");
+    sent.iter()
+        .flat_map(|one| &one.attempts)
+        .map(|attempt| attempt.took)
+        .max()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_writes_are_refused_reads_served_and_one_server_back_restores_them() {
+    let mut cluster = NatsCluster::start(3).await;
+    let a = serve(&cluster);
+    reaches_the_stream(&a.url, CATCH_UP_DEADLINE).await;
+    let client = Client::connect_lazy(&a.url)
+        .unwrap()
+        .with_policy(RetryPolicy {
+            attempt_timeout: None,
+            ..RetryPolicy::never()
+        });
+    client
+        .send_performance_stat(PerformanceData::new(
+            0,
+            "1f",
+            Event::NewBlockReceived,
+            "before",
+        ))
+        .await
+        .unwrap();
+
+    // Kill the two nodes A is not connected to: the stream loses its quorum, and
+    // the node A talks to still answers it (no reason to leave it).
+    let kept = connected_node(&cluster, &a).await;
+    healthy_overview(&a.url).await;
+    let killed: Vec<usize> = (0..3).filter(|&i| i != kept).collect();
+    for &i in &killed {
+        cluster.kill(i);
+    }
+    let mut refusals = Vec::new();
+    for k in 0..5 {
+        let started = Instant::now();
+        let refused = within(
+            ATTEMPT_DEADLINE,
+            "a write without quorum to be answered",
+            client.send_performance_stat(PerformanceData::new(
+                0,
+                "1f",
+                Event::NewBlockReceived,
+                format!("no quorum {k}"),
+            )),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(is_retryable(&refused));
+        refusals.push(started.elapsed());
+    }
+    println!("writes without quorum refused after {refusals:?}");
+    wait_until(
+        CATCH_UP_DEADLINE,
+        "A to say it cannot write (perfstats_stream_writable 0)",
+        async || !writable(&a.url).await,
+    )
+    .await;
+    let overview = get_json(&format!("{}/api/cluster", a.url)).await;
+    assert_eq!(overview["health"], "unreachable", "{overview}");
+    assert_eq!(overview["server"]["writable"], false, "{overview}");
+    assert_eq!(overview["stream"]["name"], STREAM, "{overview}");
+    // Reads are served from A's own store.
+    let reads = http()
+        .get(format!("{}/api/reports", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reads.status(), 200);
+    let reads = reads.text().await.unwrap();
+    assert!(
+        reads.contains("\"before\"") && !reads.contains("no quorum"),
+        "{reads}"
+    );
+    // No reconnect storm: A stayed on the node that still answers.
+    assert_eq!(cluster.connected_node(a.child.id()), Some(kept));
+
+    // One node back: quorum again, and writes with it.
+    let back_from = Instant::now();
+    cluster.restart(killed[0]).await;
+    let patient = Client::connect_lazy(&a.url)
+        .unwrap()
+        .with_policy(RetryPolicy {
+            attempt_timeout: Some(ATTEMPT_DEADLINE),
+            ..RetryPolicy::exponential(400, Duration::from_millis(20), Duration::from_millis(250))
+        });
+    let ack = within(
+        CATCH_UP_DEADLINE,
+        "a write to succeed once one node is back",
+        patient.send_performance_stat_with_retries(PerformanceData::new(
+            0,
+            "1f",
+            Event::NewBlockReceived,
+            "after",
+        )),
+    )
+    .await
+    .unwrap();
+    assert!(!ack.duplicate);
+    println!(
+        "writes back {:?} after node {} was restarted",
+        back_from.elapsed(),
+        cluster.name(killed[0])
+    );
+    wait_until(CATCH_UP_DEADLINE, "A to apply the write", async || {
+        let reads = http()
+            .get(format!("{}/api/reports", a.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        reads.contains("\"after\"")
+    })
+    .await;
+    a.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_nats_server_is_left_for_another_under_load_losing_nothing() {
+    let cluster = NatsCluster::start(3).await;
+    let a = serve(&cluster);
+    let b = serve(&cluster);
+    for url in [&a.url, &b.url] {
+        reaches_the_stream(url, CATCH_UP_DEADLINE).await;
+    }
+    // The node A talks to will freeze; it does not lead the stream, so the bound is
+    // the README's 15 s (a leader's freeze adds the cluster's own election).
+    let frozen = connected_node(&cluster, &a).await;
+    lead_elsewhere(&cluster, frozen).await;
+    let overview = healthy_overview(&a.url).await;
+    assert_eq!(overview["stream"]["name"], STREAM, "{overview}");
+    assert_eq!(overview["stream"]["replicas"], 3, "{overview}");
+    assert_eq!(
+        overview["stream"]["peers"].as_array().map(Vec::len),
+        Some(2),
+        "{overview}"
+    );
+    assert_eq!(overview["server"]["writable"], true, "{overview}");
+    assert_eq!(
+        overview["server"]["nats_server"],
+        cluster.name(frozen),
+        "/api/cluster names the node the sockets show: {overview}"
+    );
+
+    let load = Load::start(&a.url, "f", 4);
+    load.more_acks(300, "300 reports ACKed before the pause")
+        .await;
+    let paused_at = Instant::now();
+    let acked_at_pause = load.acked();
+    cluster.pause(frozen);
+    // The load goes on: writes must come back while the node is still paused.
+    let mut moved_to = None;
+    within(
+        PAUSE,
+        "A to leave the paused node and get ACKs again (while it is still paused)",
+        async {
+            loop {
+                if let Some(node) = cluster.connected_node(a.child.id())
+                    && node != frozen
+                {
+                    moved_to = Some(node);
+                }
+                if moved_to.is_some() && load.acked() > acked_at_pause + 100 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(PAUSE.saturating_sub(paused_at.elapsed())).await;
+    let resumed_at = Instant::now();
+    cluster.resume(frozen);
+    load.more_acks(300, "300 reports ACKed after the resume")
+        .await;
+    let sent = load.finish().await;
+
+    // The fault happened under load: ACKs came while the node was paused, and
+    // after it was resumed, before the load finished.
+    let attempts: Vec<Attempt> = sent.iter().flat_map(|one| one.attempts.clone()).collect();
+    let acked_between = |from: Instant, to: Instant| {
+        attempts
+            .iter()
+            .filter(|attempt| attempt.acked && attempt.started > from && attempt.started < to)
+            .count()
+    };
+    assert!(
+        acked_between(paused_at, resumed_at) > 0,
+        "no ACK while paused"
+    );
+    assert!(
+        acked_between(resumed_at, Instant::now()) > 0,
+        "no ACK after the resume"
+    );
+    // Writes came back within the bound: the first ACKed attempt started after the
+    // pause began (none could go through the paused node).
+    let recovered = attempts
+        .iter()
+        .filter(|attempt| attempt.acked && attempt.started > paused_at)
+        .map(|attempt| attempt.started + attempt.took - paused_at)
+        .min()
+        .unwrap();
+    let refused = attempts.iter().filter(|attempt| !attempt.acked).count();
+    let longest = no_write_hung(&sent);
+    println!(
+        "paused {} (A's node) under load: first ACK after the pause {recovered:?} after it; \
+         A moved to {}; {refused} refused attempts; longest attempt {longest:?}",
+        cluster.name(frozen),
+        cluster.name(moved_to.unwrap()),
+    );
+    assert!(
+        recovered < FROZEN_SERVER_BOUND,
+        "writes came back {recovered:?} after the freeze, past the bound {FROZEN_SERVER_BOUND:?}"
+    );
+    let overview = get_json(&format!("{}/api/cluster", a.url)).await;
+    assert_ne!(
+        overview["server"]["nats_server"],
+        cluster.name(frozen),
+        "{overview}"
+    );
+
+    // Nothing lost or doubled, the same everywhere.
+    let acks = all_acks(&sent);
+    stored_once_everywhere(&[&a.url, &b.url], &acks).await;
+    a.terminate();
+    b.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_perfstats_catches_up_once_resumed() {
+    let cluster = NatsCluster::start(3).await;
+    let a = serve(&cluster);
+    let b = serve(&cluster);
+    for url in [&a.url, &b.url] {
+        reaches_the_stream(url, CATCH_UP_DEADLINE).await;
+    }
+    let load = Load::start(&b.url, "p", 2);
+    load.more_acks(200, "200 reports ACKed before A is paused")
+        .await;
+    let paused_at = Instant::now();
+    signal_process(a.child.id(), libc::SIGSTOP);
+    let acked_at_pause = load.acked();
+    tokio::time::sleep(PAUSE).await;
+    let acked_while_paused = load.acked() - acked_at_pause;
+    let resumed_at = Instant::now();
+    signal_process(a.child.id(), libc::SIGCONT);
+    load.more_acks(200, "200 reports ACKed after A is resumed")
+        .await;
+    let sent = load.finish().await;
+    assert!(
+        acked_while_paused > 0,
+        "B took no writes while A was paused"
+    );
+    let attempts: Vec<&Attempt> = sent.iter().flat_map(|one| &one.attempts).collect();
+    assert!(
+        attempts
+            .iter()
+            .any(|attempt| attempt.acked && attempt.started > resumed_at),
+        "the load was over before A was resumed"
+    );
+    no_write_hung(&sent);
+
+    // A applies what it missed: the same reports at the same seqs as B.
+    let acks = all_acks(&sent);
+    stored_once_everywhere(&[&b.url, &a.url], &acks).await;
+    println!(
+        "A paused {:?} while B took {acked_while_paused} reports; caught up {:?} after the resume",
+        resumed_at - paused_at,
+        resumed_at.elapsed()
+    );
+    reaches_the_stream(&a.url, CATCH_UP_DEADLINE).await;
+    let overview = get_json(&format!("{}/api/cluster", a.url)).await;
+    assert_eq!(overview["server"]["lag"], 0, "{overview}");
+    a.terminate();
+    b.terminate();
+}
