@@ -298,6 +298,25 @@ impl NatsCluster {
         .await
     }
 
+    /// The index of the leader of `stream` that the nodes `among` name, when they
+    /// all answer and name the same one of them, which names itself; `None`
+    /// otherwise. Asks once, without waiting.
+    pub async fn stream_leader_among(&self, stream: &str, among: &[usize]) -> Option<usize> {
+        let mut leader = None;
+        for &i in among {
+            let named = self.nodes[i].stream_leader(stream).await?;
+            if leader.get_or_insert_with(|| named.clone()) != &named {
+                return None;
+            }
+        }
+        let index = self
+            .nodes
+            .iter()
+            .position(|node| Some(&node.name) == leader.as_ref())?;
+        let own = self.nodes[index].stream_leader(stream).await?;
+        (among.contains(&index) && own == self.nodes[index].name).then_some(index)
+    }
+
     /// Kills node `i` with SIGKILL and waits for it to exit. Its ports and store
     /// are kept for [`restart`](Self::restart).
     pub fn kill(&mut self, i: usize) {
