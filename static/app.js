@@ -9,7 +9,9 @@
 // This entry module picks the view: /?compare=a,b shows two runs side by side
 // (js/compare.js), /?sweep=LABEL a series of runs against a label's value
 // (js/sweep.js), anything else the live view (js/live.js, which ties the views of
-// js/ together; /?run=ID opens that run).
+// js/ together; /?run=ID opens that run). Every view shows the cluster badge of a
+// server sharing a stream (js/cluster.js).
+import { watchCluster } from './js/cluster.js';
 import { compare, compareError, compareParam, showCompare } from './js/compare.js';
 import { showLive, showLiveError } from './js/live.js';
 import { wireComparePicker } from './js/picker.js';
@@ -19,6 +21,7 @@ import { $ } from './js/draw.js';
 async function main() {
   wireComparePicker();
   wireSweepPicker();
+  watchCluster();
   const swept = sweepParam();
   if (swept) {
     await showSweep(swept);

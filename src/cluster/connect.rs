@@ -128,6 +128,10 @@ impl NatsAccess {
             .name("perfstats")
             .retry_on_initial_connect()
             .max_reconnects(None)
+            .ping_interval(super::frozen::PING_INTERVAL)
+            // JetStream API requests (stream info, consumers) wait the client's
+            // request timeout, not the context's: 10 s unless set.
+            .request_timeout(Some(super::PUBLISH_TIMEOUT))
             .connection_timeout(CONNECTION_TIMEOUT)
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).min(1000))

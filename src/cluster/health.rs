@@ -1,5 +1,8 @@
 //! Watching the stream from one server: a probe that asks for its state (the lag,
-//! and whether it answers at all), and the writability that health checks follow.
+//! whether it answers at all, and what `/api/cluster` shows), and the writability
+//! that health checks follow. A NATS server that stops answering is left by the
+//! connection itself (`frozen`): the probe does not reconnect, so a stream without a
+//! leader never makes this server hop between NATS servers.
 
 use super::Cluster;
 use async_nats::connection::State;
@@ -13,8 +16,9 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const STATUS_POLL: Duration = Duration::from_millis(200);
 
 /// Asks for the stream's state every [`PROBE_EVERY`] until the cluster is gone:
-/// its last sequence (so the lag shows even when nothing is applied here) and
-/// whether it answers (so writes and health follow a stream without a leader).
+/// its last sequence (so the lag shows even when nothing is applied here), whether
+/// it answers (so writes and health follow a stream without a leader), and the
+/// whole of it for [`Cluster::overview`].
 pub(super) async fn probe(cluster: std::sync::Weak<Cluster>) {
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
@@ -26,8 +30,10 @@ pub(super) async fn probe(cluster: std::sync::Weak<Cluster>) {
         }
         match cluster.jetstream.get_stream(&cluster.config.stream).await {
             Ok(stream) => {
-                cluster.note_stream_seq(stream.cached_info().state.last_sequence);
+                let info = stream.cached_info();
+                cluster.note_stream_seq(info.state.last_sequence);
                 cluster.answering.store(true, Ordering::Release);
+                cluster.saw_stream(info.clone());
             }
             Err(error) => {
                 tracing::debug!(%error, "the stream does not answer");

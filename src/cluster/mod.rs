@@ -25,19 +25,24 @@
 //! - `waiters`: who waits for a message published here, until it is applied.
 //! - `materialise`: applying the stream to the local store, in order.
 //! - `health`: probing the stream and keeping writability current.
+//! - `frozen`: leaving a NATS server that stopped answering for another.
+//! - `overview`: the stream and this server as `/api/cluster` shows them.
 //! - `entry`: the message format on the stream's subjects.
 
 mod connect;
 mod entry;
+mod frozen;
 mod health;
 mod materialise;
 mod outbox;
+mod overview;
 mod publish;
 mod setup;
 mod waiters;
 
 pub use connect::NatsAccess;
 pub use entry::Subjects;
+pub use overview::{ClusterOverview, Health, PeerOverview, ServerOverview, StreamOverview};
 pub use publish::DEFAULT_MAX_AWAITING;
 
 use crate::error::Error;
@@ -135,6 +140,8 @@ pub struct Cluster {
     awaiting: Arc<Semaphore>,
     /// Why NATS refuses this server (credentials, TLS), while it does.
     refusal: Arc<connect::Refusal>,
+    /// The stream's state as the probe last got it, for `/api/cluster`.
+    sighting: std::sync::Mutex<overview::Sighting>,
 }
 
 /// How far this server is behind the stream.
@@ -196,6 +203,7 @@ impl Cluster {
             short_readings: std::sync::atomic::AtomicU32::new(0),
             writable: watch::channel(false).0,
             refusal,
+            sighting: Default::default(),
         });
         match tokio::time::timeout(FIRST_CONTACT, cluster.setup()).await {
             Ok(Ok(_)) => {}
@@ -211,6 +219,7 @@ impl Cluster {
         tokio::spawn(outbox::run(Arc::downgrade(&cluster), queue));
         tokio::spawn(health::watch_writable(Arc::downgrade(&cluster)));
         tokio::spawn(health::probe(Arc::downgrade(&cluster)));
+        tokio::spawn(frozen::unstick(Arc::downgrade(&cluster)));
         Ok(cluster)
     }
 

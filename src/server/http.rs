@@ -28,11 +28,12 @@ macro_rules! asset {
 /// `index.html`, which loads `app.js` as an ES module; every module it imports
 /// must be listed here (`tests/browser/modules.test.mjs` checks that).
 const INDEX_HTML: &str = include_str!("../../static/index.html");
-const ASSETS: [(&str, &str, &str); 20] = [
+const ASSETS: [(&str, &str, &str); 21] = [
     asset!("/style.css", CSS),
     asset!("/app.js", JS),
     asset!("/js/api.js", JS),
     asset!("/js/cdf.js", JS),
+    asset!("/js/cluster.js", JS),
     asset!("/js/compare.js", JS),
     asset!("/js/draw.js", JS),
     asset!("/js/events.js", JS),
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/compare", get(api::compare))
         .route("/api/sweep", get(api::sweep))
         .route("/api/check", get(api::check))
+        .route("/api/cluster", get(api::cluster))
         .route("/api/stream", get(stream::stream))
         .route("/metrics", get(api::metrics))
         .route("/send", post(legacy::send))

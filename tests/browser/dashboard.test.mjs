@@ -78,6 +78,10 @@ test('the page loads with a populated overview and no console errors', async () 
   await waitFor('the live stream', page.waitForSelector('#status.online', WAIT));
   mkdirSync(join(root, 'target/shots'), { recursive: true });
   await page.screenshot({ path: join(root, 'target/shots/dashboard.png') });
+  // A server without --nats has no cluster: the badge stays hidden once answered.
+  await waitFor('the cluster badge to be answered', page.waitForSelector('#cluster-badge[data-health="none"]',
+    { ...WAIT, state: 'attached' }));
+  assert.equal(await page.locator('#cluster-badge').isHidden(), true, 'no cluster badge without --nats');
   assert.deepEqual(problems, []);
   assert.ok(!requests.some((address) => /\/api\/reports\?(?!.*order=desc)/.test(address)),
     `the page only reads log pages newest first: ${requests.filter((address) => address.includes('/api/reports'))}`);

@@ -325,6 +325,25 @@ impl NatsCluster {
         .await
     }
 
+    /// The index of the leader of `stream` that the nodes `among` name, when they
+    /// all answer and name the same one of them, which names itself; `None`
+    /// otherwise. Asks once, without waiting.
+    pub async fn stream_leader_among(&self, stream: &str, among: &[usize]) -> Option<usize> {
+        let mut leader = None;
+        for &i in among {
+            let named = self.nodes[i].stream_leader(stream).await?;
+            if leader.get_or_insert_with(|| named.clone()) != &named {
+                return None;
+            }
+        }
+        let index = self
+            .nodes
+            .iter()
+            .position(|node| Some(&node.name) == leader.as_ref())?;
+        let own = self.nodes[index].stream_leader(stream).await?;
+        (among.contains(&index) && own == self.nodes[index].name).then_some(index)
+    }
+
     /// Kills node `i` with SIGKILL and waits for it to exit. Its ports and store
     /// are kept for [`restart`](Self::restart).
     pub fn kill(&mut self, i: usize) {
@@ -341,6 +360,65 @@ impl NatsCluster {
     pub async fn restart(&mut self, i: usize) {
         self.nodes[i].spawn();
         self.wait_ready(&[i]).await;
+    }
+
+    /// Pauses node `i` with SIGSTOP: its process and sockets stay (its kernel even
+    /// accepts new connections), but it answers nothing until [`resume`](Self::resume).
+    pub fn pause(&self, i: usize) {
+        signal_process(self.pid(i), libc::SIGSTOP);
+    }
+
+    /// Resumes node `i` after [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        signal_process(self.pid(i), libc::SIGCONT);
+    }
+
+    /// The process id of running node `i`.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.nodes[i]
+            .child
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap_or_else(|| panic!("nats node {} is not running", self.name(i)))
+            .id()
+    }
+
+    /// The node process `pid` (a `--nats` perfstats) has an established TCP
+    /// connection to, found from its sockets: the inodes of `/proc/PID/fd`'s
+    /// sockets, looked up in `/proc/PID/net/tcp{,6}`, whose remote port is a
+    /// node's client port. `None` when it is connected to none.
+    pub fn connected_node(&self, pid: u32) -> Option<usize> {
+        let inodes: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .ok()?
+                .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let target = target.to_string_lossy().to_string();
+                    Some(
+                        target
+                            .strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .to_string(),
+                    )
+                })
+                .collect();
+        let mut ports = Vec::new();
+        for table in ["tcp", "tcp6"] {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() > 9 && fields[3] == ESTABLISHED && inodes.contains(fields[9]) {
+                    let port = fields[2].rsplit(':').next().unwrap();
+                    ports.push(u16::from_str_radix(port, 16).unwrap());
+                }
+            }
+        }
+        self.nodes
+            .iter()
+            .position(|node| ports.contains(&node.client_port))
     }
 
     /// Kills every running node with SIGKILL and waits for them to exit.
@@ -509,6 +587,21 @@ impl Drop for NatsCluster {
             }
         }
     }
+}
+
+/// The state of an established connection in `/proc/net/tcp`.
+const ESTABLISHED: &str = "01";
+
+/// Sends `signal` to process `pid` (SIGSTOP to pause it, SIGCONT to resume it).
+pub fn signal_process(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) only sends a signal to a process this test started.
+    let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(
+        sent,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// `count` distinct free loopback ports: all bound at once on `127.0.0.1:0`, then

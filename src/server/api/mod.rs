@@ -1,6 +1,7 @@
 //! The JSON API, one file a resource: runs, reports and exports (with the shared
 //! filters and CSV rows), the analysis, the timeline, comparisons, sweeps across
-//! labelled runs, the pass/fail check, and the metrics exposition. Handlers
+//! labelled runs, the pass/fail check, the metrics exposition, and the shared
+//! stream (`--nats`). Handlers
 //! return [`Error`] for anything refused; it becomes
 //! the HTTP answer in one place (`crate::error`). Answers are written within one
 //! shared byte budget (`answer`).
@@ -8,6 +9,7 @@
 mod analysis;
 pub(super) mod answer;
 mod check;
+mod cluster;
 mod compare;
 mod csv;
 mod filters;
@@ -19,6 +21,7 @@ mod timeline;
 
 pub use analysis::{DEFAULT_NODES_PAGE, MAX_NODES_PAGE, analysis, nodes, rounds, winners};
 pub use check::check;
+pub use cluster::cluster;
 pub use compare::compare;
 pub use filters::{Filters, MAX_SEQ};
 pub use metrics::metrics;
