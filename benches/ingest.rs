@@ -2,7 +2,9 @@
 //! `PerformanceStats` server (the protocol's ceiling), (b) `perfstats serve --memory`,
 //! (c) `perfstats serve` with SQLite and (d) `perfstats serve --nats` with SQLite,
 //! publishing to a 3-replica JetStream stream of a 3-node NATS cluster on loopback
-//! while a second `--nats` server applies the same stream; each a separate process
+//! that writes every message to disk before its ack (`sync_interval: always`), and
+//! (e) the same against a cluster with JetStream's default sync (every 2 min),
+//! while a second `--nats` server applies each stream; each a separate process
 //! on 127.0.0.1:0, interleaved a, b, c, d, a, b, c, d… so every ratio compares
 //! figures of the same round. Then the time from a `--nats` ACK to the report
 //! showing in the live stream of the other server (and of the same one).
@@ -28,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::nats::NatsCluster;
+use support::nats::{NatsCluster, NodeConfig};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -313,15 +315,26 @@ fn median(values: &mut [f64]) -> f64 {
 
 async fn bench(settings: Settings) {
     let nats = NatsCluster::start(3).await;
+    let lazy_nats = NatsCluster::start_with(
+        3,
+        NodeConfig {
+            default_sync: true,
+            ..NodeConfig::default()
+        },
+    )
+    .await;
     let targets = [
         Target::start("noop"),
         Target::start("memory"),
         Target::start("sqlite"),
         Target::replicated("nats", &nats.urls()),
+        Target::replicated("nats2m", &lazy_nats.urls()),
     ];
-    // The other server of the shared stream: it applies everything "nats" takes.
+    // The other server of each shared stream: it applies everything "nats" (or
+    // "nats2m") takes.
     let other = Target::replicated("nats-b", &nats.urls());
-    for target in [&targets[3], &other] {
+    let lazy_other = Target::replicated("nats2m-b", &lazy_nats.urls());
+    for target in [&targets[3], &targets[4], &other, &lazy_other] {
         wait_writable(&target.url).await;
     }
     println!(
@@ -394,9 +407,17 @@ async fn bench(settings: Settings) {
             );
         }
     }
-    println!("\n--nats against single-node SQLite (medians of same-round ratios):");
-    for (mode_index, mode) in ["unary", "stream"].iter().enumerate() {
-        let (sqlite, nats) = (&results[mode_index][2], &results[mode_index][3]);
+    println!(
+        "\n--nats against single-node SQLite (medians of same-round ratios; nats: \
+         sync_interval always, nats2m: JetStream's default sync every 2 min):"
+    );
+    for (mode_index, mode, index) in [
+        (0, "unary", 3),
+        (1, "stream", 3),
+        (0, "unary", 4),
+        (1, "stream", 4),
+    ] {
+        let (sqlite, nats) = (&results[mode_index][2], &results[mode_index][index]);
         let ratio = |get: fn(&Figures) -> f64| {
             median(
                 &mut sqlite
@@ -407,8 +428,9 @@ async fn bench(settings: Settings) {
             )
         };
         println!(
-            "{mode:>6}: ×{:.2} reports/s, ×{:.2} p99, ×{:.2} server CPU per report (the 3 NATS \
+            "{:>6} {mode:>6}: ×{:.2} reports/s, ×{:.2} p99, ×{:.2} server CPU per report (the 3 NATS \
              servers' and the other perfstats' CPU not counted)",
+            targets[index].name,
             ratio(|figures| figures.per_second),
             ratio(|figures| figures.p99_ms),
             ratio(|figures| figures.cpu_us_per_report),
@@ -450,6 +472,17 @@ async fn bench(settings: Settings) {
     let stream_end = support::metric(&other.url, None, "perfstats_stream_applied_seq")
         .await
         .unwrap_or(0.0) as u64;
+    let reports = stored_reports(&other.url).await;
+    // JetStream keeps each message id of the duplicate window (about 270 bytes an
+    // id, measured on NATS 2.10–2.12 by the issue that asked for batches).
+    println!(
+        "\nthe \"nats\" stream holds {reports} reports in {stream_end} messages ({:.1} reports a \
+         message): the duplicate window holds {:.0} ids ≈ {:.2} MB per NATS server per million \
+         reports sent within it (one id a report before batches: 270 MB)",
+        reports as f64 / stream_end.max(1) as f64,
+        1e6 * stream_end as f64 / reports.max(1) as f64,
+        270.0 * stream_end as f64 / reports.max(1) as f64,
+    );
     let started = Instant::now();
     let late = Target::replicated("nats-c", &nats.urls());
     support::within(
@@ -469,10 +502,12 @@ async fn bench(settings: Settings) {
     let took = started.elapsed().as_secs_f64();
     println!(
         "\na new --nats server (SQLite) applied the whole stream, {stream_end} messages, in \
-         {took:.2} s from its start: {:.0} messages/s",
-        stream_end as f64 / took
+         {took:.2} s from its start: {:.0} messages/s, {:.0} reports/s",
+        stream_end as f64 / took,
+        stored_reports(&late.url).await as f64 / took
     );
     drop(nats);
+    drop(lazy_nats);
     println!(
         "\nRSS after {} reports (fresh servers):",
         settings.rss_reports
@@ -483,6 +518,24 @@ async fn bench(settings: Settings) {
         println!("{name:>7}: RSS {rss:.1} MiB, peak {peak:.1} MiB");
     }
     otlp::compare(&settings).await;
+}
+
+/// The reports the server at `url` stores, in all runs.
+async fn stored_reports(url: &str) -> u64 {
+    let runs: serde_json::Value = support::http()
+        .get(format!("{url}/api/runs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    runs.as_array()
+        .or_else(|| runs["runs"].as_array())
+        .expect("/api/runs lists runs")
+        .iter()
+        .map(|run| run["reports"].as_u64().unwrap_or(0))
+        .sum()
 }
 
 /// Waits until the `--nats` server at `url` can write to the stream.

@@ -13,7 +13,8 @@ use std::sync::Arc;
 pub enum Writes {
     /// Stored here, answered once durable in this store.
     Local(Store),
-    /// Published to the shared stream, answered once JetStream has them.
+    /// Published to the shared stream, answered once JetStream has them and this
+    /// server has applied them.
     Shared(Arc<Cluster>),
 }
 

@@ -627,6 +627,7 @@ async fn the_readmes_permissions_suffice_on_a_cluster_with_tls_on_its_routes() {
         NodeConfig {
             top,
             cluster: certs.tls_block(true),
+            ..NodeConfig::default()
         },
     )
     .await;

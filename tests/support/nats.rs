@@ -47,6 +47,9 @@ pub struct NodeConfig {
     /// Lines inside the `cluster {…}` block (with more than one node): its
     /// `tls {…}` for the routes.
     pub cluster: String,
+    /// Leave JetStream's own disk sync (every 2 minutes) instead of
+    /// `sync_interval: always`: for the benchmark that compares the two.
+    pub default_sync: bool,
 }
 
 /// The nats-server that `scripts/test.sh` installs (`PERFSTATS_NATS_SERVER`, else
@@ -626,7 +629,12 @@ fn config(node: &Node, nodes: &[Node], extra: &NodeConfig) -> String {
         "server_name: {name}\n\
          listen: \"127.0.0.1:{client}\"\n\
          http: \"127.0.0.1:{monitor}\"\n\
-         jetstream {{\n  store_dir: {store}\n  sync_interval: always\n}}\n",
+         jetstream {{\n  store_dir: {store}\n{sync}}}\n",
+        sync = if extra.default_sync {
+            ""
+        } else {
+            "  sync_interval: always\n"
+        },
         name = node.name,
         client = node.client_port,
         monitor = node.monitor_port,
