@@ -221,7 +221,9 @@ async fn without_quorum_writes_are_refused_reads_served_and_one_server_back_rest
     )
     .await
     .unwrap();
-    assert!(!ack.duplicate);
+    // An attempt that timed out without quorum may still have been stored once
+    // quorum came back: then a retry is its duplicate, with the seq it is at.
+    assert!(ack.seq > 0, "{ack:?}");
     println!(
         "writes back {:?} after node {} was restarted",
         back_from.elapsed(),
