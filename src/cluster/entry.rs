@@ -143,9 +143,19 @@ pub enum Entry {
     Run(RunMessage),
     /// A run's labels replaced here.
     Labels(LabelsMessage),
-    /// Something else (another subject, a body that does not parse): its seq
-    /// holds nothing.
+    /// Something else (another subject, a body that does not parse): its seqs
+    /// hold nothing.
     Other(String),
+    /// A batch with a report this release cannot read (an event of a later
+    /// release, say): it takes a seq a report all the same, so that servers that
+    /// read it and servers that cannot agree on the seqs after it; here they are
+    /// holes.
+    Unreadable {
+        /// Why.
+        why: String,
+        /// Its reports.
+        seqs: u64,
+    },
 }
 
 impl Entry {
@@ -153,6 +163,7 @@ impl Entry {
     pub fn seqs(&self) -> u64 {
         match self {
             Entry::Reports(reports) => reports.len() as u64,
+            Entry::Unreadable { seqs, .. } => *seqs,
             _ => 1,
         }
     }
@@ -173,6 +184,16 @@ impl ReportMessage<'_> {
             report_id: self.report_id.into_owned(),
         })
     }
+}
+
+/// How many reports a batch message holds, when its JSON says so (one or more).
+fn batch_len(body: &[u8]) -> Option<u64> {
+    if !body.starts_with(BATCH_PREFIX) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let len = value["reports"].as_array()?.len() as u64;
+    (len > 0).then_some(len)
 }
 
 /// Reads a message on `subject`. A batch with one unreadable report is read as
@@ -197,7 +218,10 @@ pub fn decode(subjects: &Subjects, subject: &str, body: &[u8]) -> Entry {
         match reports {
             Ok(reports) if !reports.is_empty() => Entry::Reports(reports),
             Ok(_) => Entry::Other("an empty batch".into()),
-            Err(why) => Entry::Other(why),
+            Err(why) => match batch_len(body) {
+                Some(seqs) => Entry::Unreadable { why, seqs },
+                None => Entry::Other(why),
+            },
         }
     } else if subject == subjects.runs.as_str() {
         if let Ok(labels) = serde_json::from_slice::<LabelsMessage>(body) {
@@ -264,7 +288,7 @@ mod tests {
             .replace("NEW_BLOCK_RECEIVED", "NO_SUCH_EVENT");
         let body = encode_batch([good.as_slice(), bad.as_bytes()], 0);
         assert!(
-            matches!(decode(&subjects, "S.reports", &body), Entry::Other(why) if why.contains("NO_SUCH_EVENT"))
+            matches!(decode(&subjects, "S.reports", &body), Entry::Unreadable { why, seqs: 2 } if why.contains("NO_SUCH_EVENT"))
         );
         assert!(matches!(
             decode(&subjects, "S.reports", br#"{"reports":[]}"#),

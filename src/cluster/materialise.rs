@@ -91,6 +91,11 @@ async fn follow(cluster: &Cluster) -> Stop {
         Err(SetupError::Unreachable(why)) => return Stop::Again(why),
     };
     let mut position = *cluster.position.lock().expect("position lock");
+    // Recorded now, so that a store of the release before batches (whose
+    // position is made up from its seqs) has it before its seqs and the stream's part.
+    if let Err(error) = cluster.applier.record_position(position).await {
+        return Stop::Again(format!("the store refused the position: {error}"));
+    }
     let start = position.message + 1;
     let consumer = match stream
         .create_consumer(pull::Config {
@@ -164,6 +169,19 @@ async fn follow(cluster: &Cluster) -> Stop {
             }
             consumer_seq = info.consumer_sequence;
             let stream_seq = info.stream_sequence;
+            if stream_seq != next.message + 1 {
+                // A message gone (purged, deleted): how many seqs it took is not
+                // known, so nothing after it can be numbered as the servers that
+                // applied it did.
+                return Stop::Refused(Error::Unavailable(format!(
+                    "stream {}: message {} is gone (purged or deleted) before this server \
+                     applied it, so the reports after it cannot be given the seqs other \
+                     servers gave them; this store stays as it is: keep the stream whole (no \
+                     limits that drop messages), or start with another --db",
+                    cluster.config.stream,
+                    next.message + 1
+                )));
+            }
             cluster.note_stream_seq(stream_seq + info.pending);
             let entry = entry::decode(&cluster.subjects, &message.subject, &message.payload);
             let first_seq = next.seq + 1;
@@ -240,7 +258,8 @@ async fn apply(cluster: &Cluster, messages: Vec<Message>) -> Result<(), Error> {
         match entry {
             Entry::Reports(reports) => {
                 // Partly applied before (a failure between two of its pieces): the
-                // rest is applied, and its waiter, if any, is told to retry.
+                // rest is applied; its waiter, if any, is not answered here, and its
+                // publisher's deadline answers it UNAVAILABLE (a retry finds duplicates).
                 let whole = first_seq > applied;
                 let before = batch.reports.len();
                 batch.reports.extend(
@@ -282,6 +301,20 @@ async fn apply(cluster: &Cluster, messages: Vec<Message>) -> Result<(), Error> {
                 };
                 if let Some(waiter) = id.and_then(|id| cluster.waiters.take(&id)) {
                     waiter.deliver_run(labelled);
+                }
+            }
+            Entry::Unreadable { why, seqs } => {
+                batch.flush(cluster).await?;
+                tracing::warn!(
+                    seq = first_seq,
+                    seqs,
+                    "a batch in the stream that this release cannot read is applied as holes: {why}"
+                );
+                applier.skip(first_seq + seqs - 1).await?;
+                if let Some(waiter) = id.and_then(|id| cluster.waiters.take(&id)) {
+                    waiter.fail(&Error::Unavailable(format!(
+                        "the stream's message could not be read: {why}"
+                    )));
                 }
             }
             Entry::Other(why) => {

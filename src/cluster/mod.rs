@@ -91,7 +91,7 @@ pub struct ClusterConfig {
 
 impl ClusterConfig {
     /// The defaults for `urls`: stream `PERFSTATS`, 3 replicas (or one per URL
-    /// when fewer), a 2 h duplicate window.
+    /// when fewer), a 2 min duplicate window.
     pub fn new(urls: Vec<String>) -> ClusterConfig {
         let replicas = DEFAULT_REPLICAS.min(urls.len()).max(1);
         ClusterConfig {

@@ -5,7 +5,7 @@
 //! JetStream's ack at once; while they do, the next message fills. A lone report
 //! on an idle server goes out at once, in a message of its own.
 
-use super::waiters::{PieceReply, Waiter};
+use super::waiters::{PieceReply, PieceWaiter, Waiter};
 use super::{Cluster, entry};
 use crate::error::Error;
 use async_nats::header::{HeaderMap, NATS_MESSAGE_ID};
@@ -33,16 +33,20 @@ pub(super) struct Piece {
     pub count: usize,
     /// Where their receipts go.
     pub reply: PieceReply,
+    /// Their share of the budget of reports awaiting: held until they are
+    /// answered, even when their caller is gone.
+    pub budget: OwnedSemaphorePermit,
 }
 
 /// The most bytes of reports one message holds: [`MESSAGE_BYTES`], or less
 /// when the NATS server allows less.
 pub(super) fn message_limit(cluster: &Cluster) -> usize {
-    let allowed = cluster.client.server_info().max_payload;
-    match allowed.saturating_sub(HEADROOM + entry::BATCH_OVERHEAD) {
+    match cluster.client.server_info().max_payload {
         // Not connected yet: nothing is published anyway.
         0 => MESSAGE_BYTES,
-        allowed => MESSAGE_BYTES.min(allowed),
+        allowed => MESSAGE_BYTES
+            .min(allowed.saturating_sub(HEADROOM + entry::BATCH_OVERHEAD))
+            .max(1),
     }
 }
 
@@ -98,7 +102,11 @@ impl Cluster {
             Waiter::Reports(
                 pieces
                     .into_iter()
-                    .map(|piece| (piece.count, piece.reply))
+                    .map(|piece| PieceWaiter {
+                        count: piece.count,
+                        reply: piece.reply,
+                        _budget: Some(piece.budget),
+                    })
                     .collect(),
             ),
         );
@@ -130,8 +138,9 @@ impl Cluster {
                                 ack.sequence
                             ),
                             Ok(()) => format!(
-                                "the reports are in the stream (message {}) but applying them \
-                                 here failed",
+                                "the reports are in the stream (message {}) but were applied \
+                                 here only in part before a failure (retry: what is stored \
+                                 comes back as duplicates)",
                                 ack.sequence
                             ),
                         };

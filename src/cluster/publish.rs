@@ -16,7 +16,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 
 /// Pieces of one call queued or awaiting their receipts at once (at most
 /// [`outbox::MESSAGE_BYTES`] each).
@@ -34,11 +34,9 @@ const RUN_PUBLISH_ATTEMPTS: usize = 3;
 /// How long `POST /api/runs` (or a labels `PUT`) waits to be applied here.
 const RUN_APPLIED_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A piece of a call on its way: its receipts to come, and its share of the budget.
-type Outstanding = (
-    oneshot::Receiver<Result<Vec<Receipt>, Error>>,
-    OwnedSemaphorePermit,
-);
+/// A piece of a call on its way: its receipts to come (its share of the budget
+/// travels with it, and is free again once it is answered).
+type Outstanding = oneshot::Receiver<Result<Vec<Receipt>, Error>>;
 
 /// One `append` call on its way: its receipts so far, and its pieces outstanding.
 struct Call {
@@ -46,8 +44,8 @@ struct Call {
     outstanding: VecDeque<Outstanding>,
 }
 
-/// The receipts of one piece, once answered; its budget is free again after.
-async fn receive((answer, _permit): Outstanding) -> Result<Vec<Receipt>, Error> {
+/// The receipts of one piece, once answered.
+async fn receive(answer: Outstanding) -> Result<Vec<Receipt>, Error> {
     answer.await.map_err(|_| outbox::gone())?
 }
 
@@ -118,7 +116,8 @@ impl Cluster {
                     Some(piece) => call.receipts.extend(receive(piece).await?),
                     None => {
                         return Err(Error::Busy(format!(
-                            "stream {}: {} reports await being applied here; retry",
+                            "stream {}: the budget of {} reports awaiting being applied here \
+                             is spent; retry",
                             self.config.stream, self.config.max_awaiting
                         )));
                     }
@@ -127,9 +126,14 @@ impl Cluster {
         };
         let (reply, answer) = oneshot::channel();
         self.outbox
-            .send(Piece { body, count, reply })
+            .send(Piece {
+                body,
+                count,
+                reply,
+                budget: permit,
+            })
             .map_err(|_| outbox::gone())?;
-        call.outstanding.push_back((answer, permit));
+        call.outstanding.push_back(answer);
         if call.outstanding.len() == CALL_WINDOW {
             let piece = call.outstanding.pop_front().expect("a full window");
             call.receipts.extend(receive(piece).await?);

@@ -8,16 +8,25 @@ use crate::error::Error;
 use crate::store::{Receipt, RunInfo};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 /// Where one piece of a call's reports is answered.
 pub(super) type PieceReply = oneshot::Sender<Result<Vec<Receipt>, Error>>;
+
+/// One piece of a call in a published batch: how many of its reports are in it,
+/// where they are answered, and their share of the budget of reports awaiting,
+/// held until they are answered (whether or not the caller still waits).
+pub(super) struct PieceWaiter {
+    pub count: usize,
+    pub reply: PieceReply,
+    pub _budget: Option<OwnedSemaphorePermit>,
+}
 
 /// What the publisher of one message waits for.
 pub(super) enum Waiter {
     /// The receipts of a batch's reports: for each piece joined into it, in order,
     /// how many of its reports are in the batch and where they are answered.
-    Reports(Vec<(usize, PieceReply)>),
+    Reports(Vec<PieceWaiter>),
     /// The run a run's start or labels message made or changed.
     Run(oneshot::Sender<Result<RunInfo, Error>>),
 }
@@ -27,8 +36,8 @@ impl Waiter {
     pub(super) fn fail(self, error: &Error) {
         match self {
             Waiter::Reports(pieces) => {
-                for (_, reply) in pieces {
-                    let _ = reply.send(Err(error.clone()));
+                for piece in pieces {
+                    let _ = piece.reply.send(Err(error.clone()));
                 }
             }
             Waiter::Run(reply) => {
@@ -42,11 +51,13 @@ impl Waiter {
     pub(super) fn deliver(self, receipts: Vec<Receipt>) {
         match self {
             Waiter::Reports(pieces)
-                if pieces.iter().map(|(count, _)| count).sum::<usize>() == receipts.len() =>
+                if pieces.iter().map(|piece| piece.count).sum::<usize>() == receipts.len() =>
             {
                 let mut receipts = receipts.into_iter();
-                for (count, reply) in pieces {
-                    let _ = reply.send(Ok(receipts.by_ref().take(count).collect()));
+                for piece in pieces {
+                    let _ = piece
+                        .reply
+                        .send(Ok(receipts.by_ref().take(piece.count).collect()));
                 }
             }
             other => other.fail(&Error::Unavailable(
@@ -108,12 +119,23 @@ mod tests {
         }
     }
 
+    fn piece(count: usize, reply: PieceReply) -> PieceWaiter {
+        PieceWaiter {
+            count,
+            reply,
+            _budget: None,
+        }
+    }
+
     #[test]
     fn a_batch_answers_each_piece_its_own_receipts() {
         let waiters = Waiters::default();
         let (first, mut first_rx) = oneshot::channel();
         let (second, mut second_rx) = oneshot::channel();
-        waiters.insert("m", Waiter::Reports(vec![(2, first), (1, second)]));
+        waiters.insert(
+            "m",
+            Waiter::Reports(vec![piece(2, first), piece(1, second)]),
+        );
         assert!(waiters.take("other").is_none());
         waiters
             .take("m")
@@ -130,7 +152,7 @@ mod tests {
     #[test]
     fn receipts_that_do_not_match_the_pieces_fail_them() {
         let (first, mut first_rx) = oneshot::channel();
-        Waiter::Reports(vec![(2, first)]).deliver(vec![receipt(5)]);
+        Waiter::Reports(vec![piece(2, first)]).deliver(vec![receipt(5)]);
         assert!(matches!(
             first_rx.try_recv().unwrap(),
             Err(Error::Unavailable(_))
