@@ -13,7 +13,7 @@ use perfstats::pb::performance_stats_client::PerformanceStatsClient;
 use perfstats::{Event, PerformanceData};
 use std::collections::HashMap;
 use std::time::Duration;
-use support::load::stored_once_everywhere;
+use support::load::{stored_once_everywhere, stored_seqs as stored};
 use support::nats::NatsCluster;
 use support::{BinaryServer, http, metric, wait_until, within};
 use tonic::Code;
@@ -51,34 +51,12 @@ fn client(url: &str) -> Client {
     })
 }
 
-/// The reports the server at `url` stores, by id: their seqs.
-async fn stored(url: &str) -> HashMap<String, u64> {
-    let export = http()
-        .get(format!("{url}/api/export?format=ndjson"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut stored = HashMap::new();
-    for line in export.lines() {
-        let report: serde_json::Value = serde_json::from_str(line).unwrap();
-        let id = report["report_id"].as_str().unwrap().to_string();
-        assert!(
-            stored.insert(id, report["seq"].as_u64().unwrap()).is_none(),
-            "{url}: a report id stored twice"
-        );
-    }
-    stored
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_report_id_through_two_servers_at_once_is_stored_once_and_both_acks_name_its_seq() {
     let cluster = NatsCluster::start(1).await;
     let a = serve(&cluster, &["--memory"]).await;
     let b = serve(&cluster, &["--memory"]).await;
-    let (to_a, to_b) = (client(&a.url.clone()), client(&b.url.clone()));
+    let (to_a, to_b) = (client(&a.url), client(&b.url));
     let mut acks = HashMap::new();
     let mut duplicates_on = [0, 0];
     for i in 0..300 {
@@ -110,7 +88,7 @@ async fn one_report_id_through_two_servers_at_once_is_stored_once_and_both_acks_
         duplicates_on.iter().all(|&count| count > 0),
         "one server always won: the copies did not race ({duplicates_on:?})"
     );
-    stored_once_everywhere(&[&a.url.clone(), &b.url.clone()], &acks).await;
+    stored_once_everywhere(&[&a.url, &b.url], &acks).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,9 +101,7 @@ async fn a_report_stats_call_cut_by_a_killed_server_is_made_whole_by_its_retry()
     let reports: Vec<PerformanceData> = (0..perfstats::server::MAX_STREAM_REPORTS)
         .map(|i| report(&format!("n{}", i % 40), &format!("call-{i}")))
         .collect();
-    let mut stub = PerformanceStatsClient::connect(a.url.clone())
-        .await
-        .unwrap();
+    let mut stub = PerformanceStatsClient::connect(a.url.clone()).await.unwrap();
     let call = {
         let reports = reports.clone();
         tokio::spawn(async move { stub.report_stats(tokio_stream::iter(reports)).await })
@@ -135,7 +111,7 @@ async fn a_report_stats_call_cut_by_a_killed_server_is_made_whole_by_its_retry()
         CATCH_UP_DEADLINE,
         "part of the call to be applied by the other server",
         async || {
-            metric(&b.url.clone(), None, "perfstats_stream_applied_seq")
+            metric(&b.url, None, "perfstats_stream_applied_seq")
                 .await
                 .is_some_and(|stored| stored > 0.0)
         },
@@ -152,7 +128,7 @@ async fn a_report_stats_call_cut_by_a_killed_server_is_made_whole_by_its_retry()
     let retried = within(
         WRITE_DEADLINE * 4,
         "the retried call's answer",
-        client(&b.url.clone()).send_batch_with_retries(reports.clone()),
+        client(&b.url).send_batch_with_retries(reports.clone()),
     )
     .await
     .unwrap();
@@ -173,9 +149,9 @@ async fn a_report_stats_call_cut_by_a_killed_server_is_made_whole_by_its_retry()
     // The killed server, back on its database, catches up to the same reports at
     // the same seqs.
     let a = serve(&cluster, &["--db", &db_a]).await;
-    let on_b = stored(&b.url.clone()).await;
+    let on_b = stored(&b.url).await;
     assert_eq!(on_b.len(), reports.len(), "each report stored once");
-    stored_once_everywhere(&[&a.url.clone(), &b.url.clone()], &on_b).await;
+    stored_once_everywhere(&[&a.url, &b.url], &on_b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,11 +160,7 @@ async fn legacy_sends_go_through_the_stream() {
     let a = serve(&cluster, &["--memory"]).await;
     let b = serve(&cluster, &["--memory"]).await;
     let sends = (0..50).map(|i| {
-        let url = if i % 2 == 0 {
-            a.url.clone()
-        } else {
-            b.url.clone()
-        };
+        let url = if i % 2 == 0 { a.url.clone() } else { b.url.clone() };
         async move {
             let response = http()
                 .post(format!("{url}/send"))
@@ -209,9 +181,9 @@ async fn legacy_sends_go_through_the_stream() {
         futures_util::future::join_all(sends),
     )
     .await;
-    let on_a = stored(&a.url.clone()).await;
+    let on_a = stored(&a.url).await;
     assert_eq!(on_a.len(), 50, "every send stored once");
-    stored_once_everywhere(&[&a.url.clone(), &b.url.clone()], &on_a).await;
+    stored_once_everywhere(&[&a.url, &b.url], &on_a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,16 +199,12 @@ async fn past_the_budget_of_reports_awaiting_a_write_is_refused_resource_exhaust
     // 3 s timeout), the whole budget.
     cluster.pause(0);
     let first = {
-        let mut stub = PerformanceStatsClient::connect(a.url.clone())
-            .await
-            .unwrap();
+        let mut stub = PerformanceStatsClient::connect(a.url.clone()).await.unwrap();
         let reports = batch("first");
         tokio::spawn(async move { stub.report_stats(tokio_stream::iter(reports)).await })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let mut stub = PerformanceStatsClient::connect(a.url.clone())
-        .await
-        .unwrap();
+    let mut stub = PerformanceStatsClient::connect(a.url.clone()).await.unwrap();
     let refused = within(
         WRITE_DEADLINE,
         "the second call's answer",
@@ -260,16 +228,16 @@ async fn past_the_budget_of_reports_awaiting_a_write_is_refused_resource_exhaust
         Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
     }
     // The budget is free again: writes go on once the stream answers.
-    support::nats::reaches_the_stream(&a.url.clone(), CATCH_UP_DEADLINE).await;
+    support::nats::reaches_the_stream(&a.url, CATCH_UP_DEADLINE).await;
     let ack = within(
         WRITE_DEADLINE * 2,
         "a write after the pause",
-        client(&a.url.clone()).send_batch_with_retries(batch("third")),
+        client(&a.url).send_batch_with_retries(batch("third")),
     )
     .await
     .unwrap();
     assert_eq!(ack.accepted, 100);
-    let on_a = stored(&a.url.clone()).await;
+    let on_a = stored(&a.url).await;
     assert!(
         on_a.keys().all(|id| !id.starts_with("second-")),
         "nothing of the refused call is stored"
@@ -303,7 +271,7 @@ async fn a_store_of_a_release_before_batches_goes_on_at_the_right_seqs() {
     wait_until(
         CATCH_UP_DEADLINE,
         "the old messages to be applied",
-        async || stored(&old.url.clone()).await.len() == 20,
+        async || stored(&old.url).await.len() == 20,
     )
     .await;
     old.terminate();
@@ -317,12 +285,12 @@ async fn a_store_of_a_release_before_batches_goes_on_at_the_right_seqs() {
     let batch: Vec<PerformanceData> = (0..500)
         .map(|i| report("new", &format!("new-{i}")))
         .collect();
-    client(&first.url.clone())
+    client(&first.url)
         .send_batch_with_retries(batch)
         .await
         .unwrap();
     let old = serve(&cluster, &["--db", &db_text]).await;
-    let on_first = stored(&first.url.clone()).await;
+    let on_first = stored(&first.url).await;
     assert_eq!(on_first.len(), 520);
     assert_eq!(on_first["old-0"], 1);
     assert_eq!(
@@ -330,5 +298,5 @@ async fn a_store_of_a_release_before_batches_goes_on_at_the_right_seqs() {
         "a batch's reports take the next seqs"
     );
     assert_eq!(on_first["new-499"], 520);
-    stored_once_everywhere(&[&first.url.clone(), &old.url.clone()], &on_first).await;
+    stored_once_everywhere(&[&first.url, &old.url], &on_first).await;
 }

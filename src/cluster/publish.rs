@@ -79,19 +79,21 @@ impl Cluster {
             receipts: Vec::with_capacity(reports.len()),
             outstanding: VecDeque::new(),
         };
-        let (mut body, mut count, mut encoded) = (Vec::new(), 0, Vec::new());
+        let (mut body, mut count) = (Vec::new(), 0);
         for report in &reports {
-            encoded.clear();
-            entry::encode_report(report, &mut encoded);
-            if count > 0 && body.len() + 1 + encoded.len() > limit {
-                self.queue(&mut call, std::mem::take(&mut body), count)
-                    .await?;
-                count = 0;
-            }
+            let before = body.len();
             if count > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&encoded);
+            entry::encode_report(report, &mut body);
+            if count > 0 && body.len() > limit {
+                // It does not fit: it begins the next piece instead.
+                let next = body[before + 1..].to_vec();
+                body.truncate(before);
+                self.queue(&mut call, std::mem::replace(&mut body, next), count)
+                    .await?;
+                count = 0;
+            }
             count += 1;
         }
         if count > 0 {

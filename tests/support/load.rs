@@ -168,28 +168,12 @@ pub async fn stored_once_everywhere(urls: &[&str], acks: &HashMap<String, u64>) 
             &format!("{url} to apply every ACKed report (lag 0)"),
             async || {
                 let lag = metric(url, None, "perfstats_stream_lag").await;
-                export = http()
-                    .get(format!("{url}/api/export?format=ndjson"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                export = export_ndjson(url).await;
                 lag == Some(0.0) && export.lines().count() >= acks.len()
             },
         )
         .await;
-        let mut stored: HashMap<String, u64> = HashMap::new();
-        for line in export.lines() {
-            let report: serde_json::Value = serde_json::from_str(line).unwrap();
-            let id = report["report_id"].as_str().unwrap().to_string();
-            let seq = report["seq"].as_u64().unwrap();
-            assert!(
-                stored.insert(id.clone(), seq).is_none(),
-                "{url}: {id} stored twice"
-            );
-        }
+        let stored = seqs_by_id(url, &export);
         assert_eq!(
             stored.len(),
             acks.len(),
@@ -208,6 +192,39 @@ pub async fn stored_once_everywhere(urls: &[&str], acks: &HashMap<String, u64>) 
         exports.windows(2).all(|pair| pair[0] == pair[1]),
         "the servers' exports differ"
     );
+}
+
+/// The server at `url`'s export of its current run, as NDJSON.
+async fn export_ndjson(url: &str) -> String {
+    http()
+        .get(format!("{url}/api/export?format=ndjson"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The seq of every report of `export` (from `url`), by id, asserting no id twice.
+fn seqs_by_id(url: &str, export: &str) -> HashMap<String, u64> {
+    let mut stored = HashMap::new();
+    for line in export.lines() {
+        let report: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = report["report_id"].as_str().unwrap().to_string();
+        let seq = report["seq"].as_u64().unwrap();
+        assert!(
+            stored.insert(id.clone(), seq).is_none(),
+            "{url}: {id} stored twice"
+        );
+    }
+    stored
+}
+
+/// The reports the server at `url` stores in its current run: their seqs by id
+/// (asserting no id is stored twice).
+pub async fn stored_seqs(url: &str) -> HashMap<String, u64> {
+    seqs_by_id(url, &export_ndjson(url).await)
 }
 
 /// Every ACKed report of `sent`, by id.
