@@ -317,7 +317,12 @@ async fn freeze_under_load(leads: Leads) {
                 {
                     elected_at = Some(Instant::now());
                 }
-                if moved_to.is_some() && load.acked() > acked_at_pause + 100 {
+                // When the paused node led the stream, also wait to see the others'
+                // election (writes may come back before this poll sees it).
+                if moved_to.is_some()
+                    && load.acked() > acked_at_pause + 100
+                    && (matches!(leads, Leads::No) || elected_at.is_some())
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;

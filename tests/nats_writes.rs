@@ -101,7 +101,9 @@ async fn a_report_stats_call_cut_by_a_killed_server_is_made_whole_by_its_retry()
     let reports: Vec<PerformanceData> = (0..perfstats::server::MAX_STREAM_REPORTS)
         .map(|i| report(&format!("n{}", i % 40), &format!("call-{i}")))
         .collect();
-    let mut stub = PerformanceStatsClient::connect(a.url.clone()).await.unwrap();
+    let mut stub = PerformanceStatsClient::connect(a.url.clone())
+        .await
+        .unwrap();
     let call = {
         let reports = reports.clone();
         tokio::spawn(async move { stub.report_stats(tokio_stream::iter(reports)).await })
@@ -160,7 +162,11 @@ async fn legacy_sends_go_through_the_stream() {
     let a = serve(&cluster, &["--memory"]).await;
     let b = serve(&cluster, &["--memory"]).await;
     let sends = (0..50).map(|i| {
-        let url = if i % 2 == 0 { a.url.clone() } else { b.url.clone() };
+        let url = if i % 2 == 0 {
+            a.url.clone()
+        } else {
+            b.url.clone()
+        };
         async move {
             let response = http()
                 .post(format!("{url}/send"))
@@ -199,12 +205,16 @@ async fn past_the_budget_of_reports_awaiting_a_write_is_refused_resource_exhaust
     // 3 s timeout), the whole budget.
     cluster.pause(0);
     let first = {
-        let mut stub = PerformanceStatsClient::connect(a.url.clone()).await.unwrap();
+        let mut stub = PerformanceStatsClient::connect(a.url.clone())
+            .await
+            .unwrap();
         let reports = batch("first");
         tokio::spawn(async move { stub.report_stats(tokio_stream::iter(reports)).await })
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let mut stub = PerformanceStatsClient::connect(a.url.clone()).await.unwrap();
+    let mut stub = PerformanceStatsClient::connect(a.url.clone())
+        .await
+        .unwrap();
     let refused = within(
         WRITE_DEADLINE,
         "the second call's answer",
