@@ -9,11 +9,13 @@
 //! figures of the same round. Then the time from a `--nats` ACK to the report
 //! showing in the live stream of the other server (and of the same one).
 //!
-//! Last, OTLP/gRPC logs against `ReportStats` into SQLite ([`otlp`]).
+//! Then OTLP/gRPC logs against `ReportStats` into SQLite ([`otlp`]). Last, the
+//! pinned comparison ([`pinned`]): no-op, `--memory` and SQLite each alone on CPU 1
+//! with the load generator alone on CPU 0.
 //!
 //! `cargo bench --bench ingest` (full: 3 rounds of 4 s per mode, RSS after 1,000,000
 //! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI); add
-//! `--otlp` for only the OTLP section. It prints figures and ratios; it asserts
+//! `--otlp` for only the OTLP section, `--pinned` for only the pinned one. It prints figures and ratios; it asserts
 //! nothing about speed.
 
 #[path = "../tests/support/mod.rs"]
@@ -122,6 +124,11 @@ impl Target {
 
     /// The no-op server, `--memory`, or SQLite with `extra` arguments.
     fn spawn(name: &'static str, extra: &[&str]) -> Target {
+        Self::spawn_on(name, extra, None)
+    }
+
+    /// As [`Target::spawn`], the process restricted to `cpu` if given.
+    fn spawn_on(name: &'static str, extra: &[&str], cpu: Option<usize>) -> Target {
         let mut dir = None;
         let mut command = match name {
             "noop" => {
@@ -143,6 +150,12 @@ impl Target {
                 command
             }
         };
+        if let Some(cpu) = cpu {
+            // SAFETY: the closure only calls sched_setaffinity (async-signal-safe).
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || pin_to(cpu));
+            }
+        }
         let mut child = command
             .env("RUST_LOG", if extra.is_empty() { "warn" } else { "error" })
             .stdout(Stdio::piped())
@@ -313,7 +326,7 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-async fn bench(settings: Settings) {
+async fn bench(settings: &Settings) {
     let nats = NatsCluster::start(3).await;
     let lazy_nats = NatsCluster::start_with(
         3,
@@ -345,68 +358,7 @@ async fn bench(settings: Settings) {
         settings.duration,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "{:>5} {:>6} {:>7} {:>12} {:>8} {:>8} {:>12} {:>9} {:>9}",
-        "round",
-        "mode",
-        "server",
-        "reports/s",
-        "p50 ms",
-        "p99 ms",
-        "cpu µs/rep",
-        "×noop/s",
-        "×noop cpu"
-    );
-    // results[mode][target] = per-round figures and ratios
-    let mut results = vec![vec![Vec::<(Figures, f64, f64)>::new(); targets.len()]; 2];
-    for round in 1..=settings.rounds {
-        for (mode_index, streaming) in [false, true].into_iter().enumerate() {
-            let mode = if streaming { "stream" } else { "unary" };
-            let mut noop = Figures::default();
-            for (index, target) in targets.iter().enumerate() {
-                let figures = drive(target, streaming, settings.duration).await;
-                if index == 0 {
-                    noop = figures;
-                }
-                let speed = figures.per_second / noop.per_second;
-                let cpu = figures.cpu_us_per_report / noop.cpu_us_per_report.max(1e-9);
-                println!(
-                    "{round:>5} {mode:>6} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>12.2} {:>9.2} {:>9.2}",
-                    target.name,
-                    figures.per_second,
-                    figures.p50_ms,
-                    figures.p99_ms,
-                    figures.cpu_us_per_report,
-                    speed,
-                    cpu
-                );
-                results[mode_index][index].push((figures, speed, cpu));
-            }
-        }
-    }
-    println!("\nmedians over rounds (ratios are medians of same-round ratios):");
-    println!(
-        "{:>6} {:>7} {:>12} {:>8} {:>8} {:>12} {:>9} {:>9}",
-        "mode", "server", "reports/s", "p50 ms", "p99 ms", "cpu µs/rep", "×noop/s", "×noop cpu"
-    );
-    for (mode_index, mode) in ["unary", "stream"].iter().enumerate() {
-        for (index, target) in targets.iter().enumerate() {
-            let rows = &results[mode_index][index];
-            let pick = |get: fn(&(Figures, f64, f64)) -> f64| {
-                median(&mut rows.iter().map(get).collect::<Vec<_>>())
-            };
-            println!(
-                "{mode:>6} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>12.2} {:>9.2} {:>9.2}",
-                target.name,
-                pick(|row| row.0.per_second),
-                pick(|row| row.0.p50_ms),
-                pick(|row| row.0.p99_ms),
-                pick(|row| row.0.cpu_us_per_report),
-                pick(|row| row.1),
-                pick(|row| row.2),
-            );
-        }
-    }
+    let results = compare(&targets, settings).await;
     println!(
         "\n--nats against single-node SQLite (medians of same-round ratios; nats: \
          sync_interval always, nats2m: JetStream's default sync every 2 min):"
@@ -517,7 +469,132 @@ async fn bench(settings: Settings) {
         let (rss, peak) = fill(&target, settings.rss_reports).await;
         println!("{name:>7}: RSS {rss:.1} MiB, peak {peak:.1} MiB");
     }
-    otlp::compare(&settings).await;
+    otlp::compare(settings).await;
+}
+
+/// Drives every target in both modes, interleaved round by round, printing each
+/// round's figures and then the medians; returns `results[mode][target]`: each
+/// round's figures, speed and CPU a report as ratios to the first target's (the
+/// no-op server) in the same round.
+async fn compare(targets: &[Target], settings: &Settings) -> Vec<Vec<Vec<(Figures, f64, f64)>>> {
+    println!(
+        "{:>5} {:>6} {:>7} {:>12} {:>8} {:>8} {:>12} {:>9} {:>9}",
+        "round",
+        "mode",
+        "server",
+        "reports/s",
+        "p50 ms",
+        "p99 ms",
+        "cpu µs/rep",
+        "×noop/s",
+        "×noop cpu"
+    );
+    let mut results = vec![vec![Vec::<(Figures, f64, f64)>::new(); targets.len()]; 2];
+    for round in 1..=settings.rounds {
+        for (mode_index, streaming) in [false, true].into_iter().enumerate() {
+            let mode = if streaming { "stream" } else { "unary" };
+            let mut noop = Figures::default();
+            for (index, target) in targets.iter().enumerate() {
+                let figures = drive(target, streaming, settings.duration).await;
+                if index == 0 {
+                    noop = figures;
+                }
+                let speed = figures.per_second / noop.per_second;
+                let cpu = figures.cpu_us_per_report / noop.cpu_us_per_report.max(1e-9);
+                println!(
+                    "{round:>5} {mode:>6} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>12.2} {:>9.2} {:>9.2}",
+                    target.name,
+                    figures.per_second,
+                    figures.p50_ms,
+                    figures.p99_ms,
+                    figures.cpu_us_per_report,
+                    speed,
+                    cpu
+                );
+                results[mode_index][index].push((figures, speed, cpu));
+            }
+        }
+    }
+    println!("\nmedians over rounds (ratios are medians of same-round ratios):");
+    println!(
+        "{:>6} {:>7} {:>12} {:>8} {:>8} {:>12} {:>9} {:>9}",
+        "mode", "server", "reports/s", "p50 ms", "p99 ms", "cpu µs/rep", "×noop/s", "×noop cpu"
+    );
+    for (mode_index, mode) in ["unary", "stream"].iter().enumerate() {
+        for (index, target) in targets.iter().enumerate() {
+            let rows = &results[mode_index][index];
+            let pick = |get: fn(&(Figures, f64, f64)) -> f64| {
+                median(&mut rows.iter().map(get).collect::<Vec<_>>())
+            };
+            println!(
+                "{mode:>6} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>12.2} {:>9.2} {:>9.2}",
+                target.name,
+                pick(|row| row.0.per_second),
+                pick(|row| row.0.p50_ms),
+                pick(|row| row.0.p99_ms),
+                pick(|row| row.0.cpu_us_per_report),
+                pick(|row| row.1),
+                pick(|row| row.2),
+            );
+        }
+    }
+    results
+}
+
+/// Restricts the calling thread, and every thread it starts from then on, to
+/// `cpu`.
+fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity
+    // only read and write the set we own (and are async-signal-safe, for pre_exec).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The same comparison (no-op, `--memory`, SQLite) with each server process alone
+/// on CPU 1 and the load generator alone on CPU 0, so that the load's CPU does not
+/// compete with the server's: what a server on a host of its own would do with one
+/// core.
+fn pinned(settings: &Settings) {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return println!("\npinned: skipped, fewer than 2 CPUs");
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            pin_to(0).expect("pin the load generator to CPU 0");
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let targets = [
+                    Target::spawn_on("noop", &[], Some(1)),
+                    Target::spawn_on("memory", &[], Some(1)),
+                    Target::spawn_on("sqlite", &[], Some(1)),
+                ];
+                println!(
+                    "\npinned: each server alone on CPU 1, the load generator on CPU 0; \
+                     {} round(s) of {:?} per mode",
+                    settings.rounds, settings.duration
+                );
+                let results = compare(&targets, settings).await;
+                let sqlite = &results[0][2];
+                let stream = &results[1][2];
+                let pick = |rows: &[(Figures, f64, f64)], get: fn(&(Figures, f64, f64)) -> f64| {
+                    median(&mut rows.iter().map(get).collect::<Vec<_>>())
+                };
+                println!(
+                    "pinned durable (SQLite) against the issue's goals: unary ×{:.2} the no-op \
+                     (goal ≥ 0.7), p99 {:.2} ms (goal ≤ 5); streamed {:.2} M reports/s (goal ≥ 0.55)",
+                    pick(sqlite, |row| row.1),
+                    pick(sqlite, |row| row.0.p99_ms),
+                    pick(stream, |row| row.0.per_second) / 1e6,
+                );
+            });
+        });
+    });
 }
 
 /// The reports the server at `url` stores, in all runs.
@@ -685,9 +762,14 @@ fn main() {
             rss_reports: 1_000_000,
         }
     };
+    if args.iter().any(|arg| arg == "--pinned") {
+        return pinned(&settings);
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if args.iter().any(|arg| arg == "--otlp") {
         return runtime.block_on(otlp::compare(&settings));
     }
-    runtime.block_on(bench(settings));
+    runtime.block_on(bench(&settings));
+    drop(runtime);
+    pinned(&settings);
 }
