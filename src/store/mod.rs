@@ -132,6 +132,8 @@ struct Shared {
     writer: Mutex<Box<dyn Writer>>,
     /// The committer thread (SQLite); unset when callers commit (memory).
     committer: std::sync::OnceLock<std::thread::Thread>,
+    /// Whether a wake-up of the committer thread is on its way (see `committer`).
+    wake_pending: std::sync::atomic::AtomicBool,
     reader: Arc<dyn Reader>,
     runs: RwLock<Runs>,
     feed: broadcast::Sender<Arc<Report>>,
@@ -190,6 +192,7 @@ impl Store {
             queue: Mutex::new(Some(Vec::new())),
             writer: Mutex::new(writer),
             committer: std::sync::OnceLock::new(),
+            wake_pending: std::sync::atomic::AtomicBool::new(false),
             reader,
             runs: RwLock::new(runs),
             feed: broadcast::channel(FEED_CAPACITY).0,
