@@ -334,6 +334,10 @@ async fn bench(total: usize) {
         took.as_secs_f64(),
         sent as f64 / took.as_secs_f64()
     );
+    println!(
+        "  server right after the fill: {}",
+        support::memory_line(&url, child.id()).await
+    );
     let timeline: serde_json::Value = reqwest::get(format!("{url}/api/timeline?buckets=1"))
         .await
         .unwrap()
@@ -346,8 +350,10 @@ async fn bench(total: usize) {
     for (path, p50, p95, bytes) in reads(&url, middle).await {
         println!("    {path:<60} p50 {p50:7.2} ms  p95 {p95:7.2} ms  {bytes:>8} bytes");
     }
-    let (rss, peak) = support::rss_mib(child.id());
-    println!("  server RSS after the reads: {rss:.1} MiB (peak {peak:.1} MiB)");
+    println!(
+        "  server after the reads: {}",
+        support::memory_line(&url, child.id()).await
+    );
 
     // What the dashboard shows, to hold the restarted server's answers against.
     let analysis_path = "/api/analysis?recent=60";

@@ -14,6 +14,7 @@
 //!   - [`otlp`]: OpenTelemetry logs in: the OpenTelemetry project's generated OTLP
 //!     types, a log record as a report (pure), partial success, OTLP/JSON.
 //!   - `pem`: PEM files and the crypto provider, for server and client TLS alike.
+//!   - [`heap`]: the allocator's in-use and kept-free bytes, and trimming.
 //! - [`analysis`]: sync phases, propagation rounds, winner agreement, whole-run
 //!   distributions, timeline counts, comparisons: the definitions as a fold, and the
 //!   same kept current at ingest ([`analysis::live`]).
@@ -42,6 +43,7 @@ pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod event;
+pub mod heap;
 pub mod intern;
 pub mod labels;
 pub mod metrics;

@@ -212,6 +212,24 @@ impl Metrics {
             "Open live-stream (SSE) subscribers",
             gauge,
         );
+        if let Some(heap) = gauges.heap {
+            for (name, help, bytes) in [
+                (
+                    "perfstats_heap_in_use_bytes",
+                    "Heap bytes allocated and not freed (the allocator's own count)",
+                    heap.in_use,
+                ),
+                (
+                    "perfstats_heap_free_bytes",
+                    "Heap bytes freed and kept by the allocator for reuse (in the RSS once touched; trimmed after budgeted work lets go of much)",
+                    heap.free,
+                ),
+            ] {
+                let gauge = Gauge::<i64>::default();
+                gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                registry.register(name, help, gauge);
+            }
+        }
         if let Some(stream) = gauges.stream {
             let gauge = |value: u64| {
                 let gauge = Gauge::<i64>::default();
@@ -258,6 +276,8 @@ pub struct Gauges {
     pub answer_bytes: usize,
     /// Where this server stands against the shared stream (`--nats`), if any.
     pub stream: Option<crate::cluster::StreamStatus>,
+    /// The allocator's in-use and kept-free bytes, where it tells them.
+    pub heap: Option<crate::heap::HeapStats>,
 }
 
 /// The propagation histogram's bucket bounds, seconds.
@@ -354,8 +374,17 @@ mod tests {
             stream_text_bytes: 7,
             answer_bytes: 9,
             stream: None,
+            heap: Some(crate::heap::HeapStats {
+                in_use: 1_000,
+                free: 24,
+            }),
         };
         let text = metrics.encode(gauges, &[(RoundKind::Block, &latencies)]);
+        assert!(
+            text.contains("perfstats_heap_in_use_bytes 1000\n"),
+            "{text}"
+        );
+        assert!(text.contains("perfstats_heap_free_bytes 24\n"), "{text}");
         assert!(
             text.contains("perfstats_propagation_latency_seconds_count{kind=\"block\"} 2"),
             "{text}"

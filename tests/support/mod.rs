@@ -596,6 +596,22 @@ pub fn grpcurl() -> std::path::PathBuf {
     path
 }
 
+/// Where the memory of the server at `url` (process `pid`) is, for benchmarks:
+/// its RSS and peak, and the part of it its allocator counts in use and keeps
+/// freed (`perfstats_heap_*` of `/metrics`), in MiB.
+pub async fn memory_line(url: &str, pid: u32) -> String {
+    let (rss, peak) = rss_mib(pid);
+    let in_use = metric(url, None, "perfstats_heap_in_use_bytes").await;
+    let free = metric(url, None, "perfstats_heap_free_bytes").await;
+    let mib =
+        |bytes: Option<f64>| bytes.map_or("?".to_string(), |b| format!("{:.1}", b / 1048576.0));
+    format!(
+        "RSS {rss:.1} MiB (peak {peak:.1}); heap in use {} MiB, freed and kept {} MiB",
+        mib(in_use),
+        mib(free)
+    )
+}
+
 /// (current RSS, peak RSS) of process `pid`, in MiB.
 pub fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
