@@ -8,9 +8,8 @@
 
 use crate::error::Error;
 use crate::metrics::Metrics;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ pub struct Tokens {
     pub read: Option<String>,
 }
 
-/// The middleware's state: the tokens, and where refusals are counted.
+/// What the token check needs: the tokens, and where refusals are counted.
 #[derive(Debug)]
 pub struct Guard {
     /// The tokens in force.
@@ -89,9 +88,10 @@ fn presented(request: &Request) -> Option<String> {
     })
 }
 
-/// The middleware: refuses a request that needs a token it does not carry, with
-/// `UNAUTHENTICATED` for gRPC and 401 for HTTP; nothing reaches the store.
-pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+/// The answer to a request that needs a token it does not carry (counted):
+/// `UNAUTHENTICATED` for gRPC and 401 for HTTP, so nothing reaches the store; or
+/// `None` to let it through.
+pub fn refusal(guard: &Guard, request: &Request) -> Option<Response> {
     let tokens = &guard.tokens;
     let access = access(request.method(), request.uri().path());
     if access == Access::Write
@@ -99,11 +99,11 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         && !super::tls::has_client_certificate(request.extensions())
     {
         guard.metrics.rejected("client_cert");
-        return if super::http::is_grpc(request.headers()) {
+        return Some(if super::http::is_grpc(request.headers()) {
             tonic::Status::unauthenticated(CLIENT_CERTIFICATE_REQUIRED).into_http()
         } else {
             (StatusCode::FORBIDDEN, CLIENT_CERTIFICATE_REQUIRED).into_response()
-        };
+        });
     }
     let needed: Vec<&String> = match access {
         Access::Write => tokens.write.iter().collect(),
@@ -113,16 +113,16 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         Access::Read | Access::Open => Vec::new(),
     };
     if needed.is_empty()
-        || presented(&request).is_some_and(|given| {
+        || presented(request).is_some_and(|given| {
             needed
                 .iter()
                 .any(|token| same(given.bytes(), token.bytes()))
         })
     {
-        return next.run(request).await;
+        return None;
     }
     guard.metrics.rejected(Error::Unauthenticated.reason());
-    if super::http::is_grpc(request.headers()) {
+    Some(if super::http::is_grpc(request.headers()) {
         tonic::Status::from(Error::Unauthenticated).into_http()
     } else {
         let mut response = Error::Unauthenticated.into_response();
@@ -131,7 +131,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
             header::HeaderValue::from_static("Bearer"),
         );
         response
-    }
+    })
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
@@ -21,18 +19,17 @@ use std::time::Duration;
 /// How long a request's body may take to send its first frame.
 pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The middleware: every request's body gets the deadline.
-pub async fn deadline(request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = if body.is_end_stream() {
-        body
-    } else {
+/// `request` with the deadline on its body (unless it has none to wait for).
+pub fn with_deadline(request: Request) -> Request {
+    if request.body().is_end_stream() {
+        return request;
+    }
+    request.map(|body| {
         Body::new(FirstFrameDeadline {
             inner: body,
             timer: Timer::NotStarted,
         })
-    };
-    next.run(Request::from_parts(parts, body)).await
+    })
 }
 
 /// A body whose first frame must come within [`FIRST_MESSAGE_TIMEOUT`] of the

@@ -23,32 +23,31 @@ const GRPC_PATH_PREFIXES: [&str; 3] = [
     "/grpc.",
 ];
 
-/// The middleware that refuses a gRPC method called with anything but `POST`
-/// (405, `Allow: POST`), before anything is decoded. tonic dispatches on the path
-/// alone, so without it a write sent as `GET` or `OPTIONS` would be stored while
-/// rules written for writes (browser checks, say) see a read.
-pub async fn only_post(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// The answer to a gRPC method called with anything but `POST` (405,
+/// `Allow: POST`), before anything is decoded, or `None` to let it through. tonic
+/// dispatches on the path alone, so without it a write sent as `GET` or `OPTIONS`
+/// would be stored while rules written for writes (browser checks, say) see a read.
+pub fn refusal_unless_post(request: &axum::extract::Request) -> Option<axum::response::Response> {
     let path = request.uri().path();
-    if request.method() != Method::POST
-        && GRPC_PATH_PREFIXES
+    if request.method() == Method::POST
+        || !GRPC_PATH_PREFIXES
             .iter()
             .any(|prefix| path.starts_with(prefix))
     {
-        let refusal = format!(
-            "{path}: gRPC methods are called with POST, not {}",
-            request.method()
-        );
-        return (
+        return None;
+    }
+    let refusal = format!(
+        "{path}: gRPC methods are called with POST, not {}",
+        request.method()
+    );
+    Some(
+        (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "POST")],
             refusal,
         )
-            .into_response();
-    }
-    next.run(request).await
+            .into_response(),
+    )
 }
 
 /// Reports taken in one `ReportStats` stream at most; a node flushing its queue

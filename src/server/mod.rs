@@ -7,6 +7,7 @@ mod api;
 mod auth;
 pub mod connections;
 mod first_message;
+mod gate;
 mod grpc;
 mod http;
 mod legacy;
@@ -126,15 +127,15 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the embedded descriptor sets are valid");
-    let guard = Arc::new(auth::Guard {
+    let guard = auth::Guard {
         tokens: options.tokens.clone(),
         metrics: state.metrics.clone(),
         client_certificates: options
             .tls
             .as_ref()
             .is_some_and(ServerTls::client_certificates),
-    });
-    let browsers = Arc::new(origin::BrowserRules {
+    };
+    let browsers = origin::BrowserRules {
         allowed: options.allowed_hosts.clone(),
         scheme: if options.tls.is_some() {
             "https"
@@ -142,7 +143,7 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
             "http"
         },
         metrics: state.metrics.clone(),
-    });
+    };
     let ingest = PerformanceStatsServer::new(Ingest::new(
         state.writes.clone(),
         state.metrics.clone(),
@@ -174,16 +175,12 @@ pub async fn app(state: AppState, options: &Options) -> axum::Router {
         .merge(otlp_http)
         .fallback(http::fallback)
         .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            otlp::oversized_not_retried,
-        ))
-        .layer(axum::middleware::from_fn(grpc::only_post))
-        .layer(axum::middleware::from_fn(first_message::deadline))
-        .layer(axum::middleware::from_fn_with_state(guard, auth::check))
-        // Outermost: browser checks run before the token check and every handler.
-        .layer(axum::middleware::from_fn_with_state(
-            browsers,
-            origin::check,
+            Arc::new(gate::Gate {
+                browsers,
+                guard,
+                metrics,
+            }),
+            gate::check,
         ))
 }
 

@@ -26,9 +26,8 @@
 //! `rejected{reason="host"}` or `rejected{reason="cross_origin"}`.
 
 use crate::metrics::Metrics;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -223,30 +222,24 @@ pub struct BrowserRules {
     pub metrics: Arc<Metrics>,
 }
 
-/// The middleware: refuses browser requests to a foreign `Host` and cross-origin
-/// browser writes, before anything else (tokens, handlers) sees them.
-pub async fn check(
-    State(rules): State<Arc<BrowserRules>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match apply_browser_rules(
+/// The answer to a browser request to a foreign `Host` or a cross-origin browser
+/// write (counted), or `None` to let it through; the gate asks this before anything
+/// else (tokens, handlers) sees the request.
+pub fn refusal(rules: &BrowserRules, request: &Request) -> Option<Response> {
+    let refusal = apply_browser_rules(
         request.method(),
         request.uri(),
         request.headers(),
         rules.scheme,
         &rules.allowed,
-    ) {
-        Ok(()) => next.run(request).await,
-        Err(refusal) => {
-            rules.metrics.rejected(refusal.reason);
-            if super::http::is_grpc(request.headers()) {
-                tonic::Status::permission_denied(refusal.message).into_http()
-            } else {
-                (StatusCode::FORBIDDEN, refusal.message).into_response()
-            }
-        }
-    }
+    )
+    .err()?;
+    rules.metrics.rejected(refusal.reason);
+    Some(if super::http::is_grpc(request.headers()) {
+        tonic::Status::permission_denied(refusal.message).into_http()
+    } else {
+        (StatusCode::FORBIDDEN, refusal.message).into_response()
+    })
 }
 
 #[cfg(test)]
@@ -479,7 +472,19 @@ mod tests {
         assert_eq!(judged("127.0.0.1:8443").unwrap_err().reason, "cross_origin");
     }
 
-    /// The middleware in a router, without a socket: refusals never reach the handler.
+    /// The rules as a middleware of their own.
+    async fn check(
+        axum::extract::State(rules): axum::extract::State<Arc<BrowserRules>>,
+        request: Request,
+        next: axum::middleware::Next,
+    ) -> Response {
+        match refusal(&rules, &request) {
+            Some(refusal) => refusal,
+            None => next.run(request).await,
+        }
+    }
+
+    /// The rules in a router, without a socket: refusals never reach the handler.
     #[tokio::test]
     async fn the_middleware_refuses_before_the_handler_and_counts() {
         let stored = Arc::new(AtomicUsize::new(0));

@@ -151,21 +151,21 @@ fn too_large() -> Error {
     ))
 }
 
-/// The middleware that gives an oversized OTLP gRPC request a status the
-/// exporters do not retry. tonic refuses a message over the limit before the
-/// service sees it, with `OUT_OF_RANGE` (or `RESOURCE_EXHAUSTED` when it
-/// decompresses past the limit), and OTLP exporters retry both; [`LogsIngest`]
-/// answers neither itself, so on its path they mean the size and become
-/// `INVALID_ARGUMENT`.
-pub async fn oversized_not_retried(
-    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
+/// Whether `path` is the OTLP logs gRPC service's.
+pub fn is_grpc_path(path: &str) -> bool {
+    path.starts_with(GRPC_PATH_PREFIX)
+}
+
+/// Gives the answer to an OTLP gRPC request (see [`is_grpc_path`]) that was
+/// oversized a status the exporters do not retry. tonic refuses a message over the
+/// limit before the service sees it, with `OUT_OF_RANGE` (or `RESOURCE_EXHAUSTED`
+/// when it decompresses past the limit), and OTLP exporters retry both;
+/// [`LogsIngest`] answers neither itself, so on its path they mean the size and
+/// become `INVALID_ARGUMENT`.
+pub fn oversized_not_retried(
+    metrics: &Metrics,
+    response: axum::response::Response,
 ) -> axum::response::Response {
-    if !request.uri().path().starts_with(GRPC_PATH_PREFIX) {
-        return next.run(request).await;
-    }
-    let response = next.run(request).await;
     let code = response
         .headers()
         .get("grpc-status")
