@@ -96,6 +96,21 @@ impl Timeline {
         });
     }
 
+    /// Estimated heap bytes: each level's cells, and the B-trees at half-full
+    /// nodes of eleven slots.
+    pub fn heap_bytes(&self) -> usize {
+        let tree = |len: usize, entry: usize| len.div_ceil(6) * (16 + 11 * entry);
+        let levels: usize = self
+            .levels
+            .iter()
+            .map(|level| {
+                let cells: usize = level.0.values().map(|cells| cells.capacity() * 8).sum();
+                cells + tree(level.0.len(), 8 + 24)
+            })
+            .sum();
+        levels + tree(self.seqs.0.len(), 8 + 16)
+    }
+
     /// The earliest and latest report time.
     pub fn span(&self) -> Option<(i64, i64)> {
         self.span

@@ -7,6 +7,8 @@
 //! or point update and a point read cost O(log rounds); the number of flagged
 //! rounds is read at the root.
 
+use super::memory::vec_bytes;
+
 /// Unused leaves' count: never the least, never zero.
 const UNUSED: i32 = i32::MAX / 4;
 
@@ -26,6 +28,11 @@ pub(super) struct MissedCounts {
 }
 
 impl MissedCounts {
+    /// Heap bytes.
+    pub(super) fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.add) + vec_bytes(&self.least) + vec_bytes(&self.at_least)
+    }
+
     /// Round `index`'s count.
     pub(super) fn get(&self, index: usize) -> i32 {
         let mut node = index + self.size;

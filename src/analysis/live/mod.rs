@@ -22,7 +22,9 @@
 //! - `winners`: winner reports by problem round, and agreement.
 //! - `timeline`: windows of the run counted per sender and event.
 //! - `times`: one receiver's receipt times, sorted in blocks.
+//! - `memory`: what the parts hold on the heap.
 
+mod memory;
 mod missed;
 mod nodes;
 mod rounds;

@@ -15,6 +15,7 @@
 //! report still costs O(log n) (plus its sender's own sends in the range, each
 //! corrected once per kind).
 
+use super::memory::{btree_bytes, vec_bytes};
 use super::missed::MissedCounts;
 use super::times::SortedTimes;
 use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index};
@@ -73,6 +74,26 @@ impl KindRounds {
                 own.remove(&bucket);
             }
         }
+    }
+
+    /// Estimated heap bytes by part.
+    pub(super) fn heap_parts(&self) -> [(&'static str, usize); 6] {
+        let receipts: usize = self.receipts.iter().map(SortedTimes::heap_bytes).sum();
+        let messages: usize = self.sends.iter().map(|sent| sent.message.len()).sum();
+        let sent_by: usize = self.sent_by.iter().map(vec_bytes).sum();
+        let by_receiver: usize = self
+            .by_receiver
+            .iter()
+            .map(|own| btree_bytes::<u32, u32>(own.len()))
+            .sum();
+        [
+            ("receipts", receipts + vec_bytes(&self.receipts)),
+            ("sends", vec_bytes(&self.sends) + messages),
+            ("sent_by", sent_by + vec_bytes(&self.sent_by)),
+            ("missed", self.missed.heap_bytes()),
+            ("by_receiver", by_receiver + vec_bytes(&self.by_receiver)),
+            ("latency maxima", self.latencies.heap_bytes()),
+        ]
     }
 
     /// How many rounds `receiver` received, and its median latency (ns, nearest

@@ -7,6 +7,8 @@
 //! receiver of few receipts holds little (8 bytes a time, up to twice that in a
 //! block's spare room).
 
+use super::memory::vec_bytes;
+
 /// Times the last block takes before a new one starts; a block in the middle
 /// grows to twice this and is then split in two.
 const BLOCK: usize = 512;
@@ -45,6 +47,12 @@ impl SortedTimes {
         let index = self.blocks.partition_point(|block| block[0] < until);
         let block = &self.blocks[index.checked_sub(1)?];
         Some(block[block.partition_point(|time| *time < until) - 1])
+    }
+
+    /// Heap bytes, spare room included.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let blocks: usize = self.blocks.iter().map(vec_bytes).sum();
+        blocks + vec_bytes(&self.blocks)
     }
 
     /// Adds `time`.

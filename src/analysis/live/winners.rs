@@ -1,6 +1,7 @@
 //! Winner agreement: `BLOCK_WINNER_FOUND` reports kept by problem round, so a late
 //! report costs a search among the rounds, and how many rounds disagree.
 
+use super::memory::vec_bytes;
 use super::{LiveAnalysis, Page};
 use crate::analysis::WinnerRound;
 use crate::intern::Interner;
@@ -81,6 +82,16 @@ impl Winners {
             Some(last) if *last <= time => self.problems.len(),
             _ => self.problems.partition_point(|problem| *problem <= time),
         }
+    }
+
+    /// Estimated heap bytes.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let reports: usize = self
+            .by_round
+            .iter()
+            .map(|round| vec_bytes(&round.reports))
+            .sum();
+        reports + vec_bytes(&self.problems) + vec_bytes(&self.by_round)
     }
 
     /// Takes `sender`'s `BLOCK_WINNER_FOUND` at `time` naming winner `name`.
