@@ -22,6 +22,7 @@
 //! - `winners`: winner reports by problem round, and agreement.
 //! - `timeline`: windows of the run counted per sender and event.
 //! - `times`: one receiver's receipt times, sorted in blocks.
+//! - `varint`: the variable-length integers `times` and `winners` pack.
 //! - `memory`: what the parts hold on the heap.
 
 mod memory;
@@ -30,6 +31,7 @@ mod nodes;
 mod rounds;
 mod timeline;
 mod times;
+mod varint;
 mod winners;
 
 pub use nodes::{NodeOrder, NodesPage};

@@ -16,27 +16,11 @@
 //! O(log n) plus at most [`BLOCK`] decoded gaps, whatever the arrival order.
 
 use super::memory::vec_bytes;
+use super::varint;
 
 /// Times the last block takes before a new one starts; a block in the middle
 /// grows to twice this and is then split in two.
 const BLOCK: usize = 256;
-
-/// Appends `value` as a LEB128 varint.
-fn push_varint(bytes: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        bytes.push(value as u8 | 0x80);
-        value >>= 7;
-    }
-    bytes.push(value as u8);
-}
-
-/// The varint `bytes` (its last byte, and only it, without the high bit).
-fn varint(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .rev()
-        .fold(0, |value, byte| value << 7 | u64::from(byte & 0x7f))
-}
 
 /// Distinct sorted times: the first and last, and the gaps between them.
 #[derive(Debug)]
@@ -45,7 +29,7 @@ struct Block {
     last: i64,
     /// How many times.
     len: u32,
-    /// The gap (> 0) from each time to the next, varints.
+    /// The gap (> 0) from each time to the next, [`varint`]s.
     gaps: Vec<u8>,
 }
 
@@ -54,7 +38,7 @@ impl Block {
     fn of(times: &[i64]) -> Block {
         let mut gaps = Vec::new();
         for pair in times.windows(2) {
-            push_varint(&mut gaps, pair[1].wrapping_sub(pair[0]) as u64);
+            varint::push(&mut gaps, pair[1].wrapping_sub(pair[0]) as u64);
         }
         gaps.shrink_to_fit();
         Block {
@@ -67,7 +51,7 @@ impl Block {
 
     /// Appends `time`, later than every time it holds.
     fn push(&mut self, time: i64) {
-        push_varint(&mut self.gaps, time.wrapping_sub(self.last) as u64);
+        varint::push(&mut self.gaps, time.wrapping_sub(self.last) as u64);
         self.last = time;
         self.len += 1;
     }
@@ -76,12 +60,7 @@ impl Block {
     fn times(&self) -> impl Iterator<Item = i64> + '_ {
         let (mut time, mut at) = (self.first, 0);
         std::iter::once(self.first).chain(std::iter::from_fn(move || {
-            let start = at;
-            while *self.gaps.get(at)? & 0x80 != 0 {
-                at += 1;
-            }
-            at += 1;
-            time = time.wrapping_add(varint(&self.gaps[start..at]) as i64);
+            time = time.wrapping_add(varint::read(&self.gaps, &mut at)? as i64);
             Some(time)
         }))
     }
@@ -90,12 +69,7 @@ impl Block {
     fn times_back(&self) -> impl Iterator<Item = i64> + '_ {
         let (mut time, mut end) = (self.last, self.gaps.len());
         std::iter::once(self.last).chain(std::iter::from_fn(move || {
-            let mut start = end.checked_sub(1)?;
-            while start > 0 && self.gaps[start - 1] & 0x80 != 0 {
-                start -= 1;
-            }
-            time = time.wrapping_sub(varint(&self.gaps[start..end]) as i64);
-            end = start;
+            time = time.wrapping_sub(varint::read_back(&self.gaps, &mut end)? as i64);
             Some(time)
         }))
     }

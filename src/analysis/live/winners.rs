@@ -1,17 +1,58 @@
 //! Winner agreement: `BLOCK_WINNER_FOUND` reports kept by problem round, so a late
-//! report costs a search among the rounds, and how many rounds disagree.
+//! report costs a search among the rounds, and how many rounds disagree. A round's
+//! reports are packed in [`varint`]s: about 6 bytes a report (its time less the
+//! round's first report's, its sender, the winner it names) where a tuple took 16
+//! and its vector's spare room as many again.
 
 use super::memory::vec_bytes;
-use super::{LiveAnalysis, Page};
+use super::{LiveAnalysis, Page, varint};
 use crate::analysis::WinnerRound;
 use crate::intern::Interner;
 use std::collections::BTreeMap;
 
+/// One winner report: (time, sender id, named winner id).
+type WinnerReport = (i64, u32, u32);
+
+/// Winner reports in arrival order, packed: the first report's time (8 bytes), then
+/// per report the zigzag varint of its time less that one, and its sender and
+/// named winner ids as varints.
+#[derive(Debug, Default, Clone)]
+struct Packed(Vec<u8>);
+
+impl Packed {
+    fn base(&self) -> Option<i64> {
+        let first: [u8; 8] = self.0.get(..8)?.try_into().ok()?;
+        Some(i64::from_le_bytes(first))
+    }
+
+    fn push(&mut self, (time, sender, name): WinnerReport) {
+        let base = self.base().unwrap_or_else(|| {
+            self.0.extend(time.to_le_bytes());
+            time
+        });
+        varint::push(&mut self.0, varint::zigzag(time.wrapping_sub(base)));
+        varint::push(&mut self.0, sender.into());
+        varint::push(&mut self.0, name.into());
+    }
+
+    /// The reports, in arrival order.
+    fn iter(&self) -> impl Iterator<Item = WinnerReport> + '_ {
+        let base = self.base().unwrap_or(0);
+        let mut at = 8;
+        std::iter::from_fn(move || {
+            let time = base.wrapping_add(varint::unzigzag(varint::read(&self.0, &mut at)?));
+            let sender = varint::read(&self.0, &mut at)? as u32;
+            let name = varint::read(&self.0, &mut at)? as u32;
+            Some((time, sender, name))
+        })
+    }
+}
+
 /// One problem round's winner reports, and what they add up to.
 #[derive(Debug, Default, Clone)]
 struct WinnerReports {
-    /// (time, sender, named winner id), in arrival order.
-    reports: Vec<(i64, u32, u32)>,
+    /// In arrival order.
+    reports: Packed,
     /// The first winner named (`u32::MAX`: none yet).
     first: u32,
     /// Whether another winner was named too.
@@ -20,17 +61,19 @@ struct WinnerReports {
 
 impl WinnerReports {
     const EMPTY: WinnerReports = WinnerReports {
-        reports: Vec::new(),
+        reports: Packed(Vec::new()),
         first: u32::MAX,
         disagrees: false,
     };
 
-    fn of(reports: Vec<(i64, u32, u32)>) -> WinnerReports {
+    /// A round of `reports`, packed without spare room.
+    fn of(reports: impl Iterator<Item = WinnerReport>) -> WinnerReports {
         let mut in_round = WinnerReports::EMPTY;
-        for &(_, _, name) in &reports {
-            in_round.name(name);
+        for report in reports {
+            in_round.reports.push(report);
+            in_round.name(report.2);
         }
-        in_round.reports = reports;
+        in_round.reports.0.shrink_to_fit();
         in_round
     }
 
@@ -89,7 +132,7 @@ impl Winners {
         let reports: usize = self
             .by_round
             .iter()
-            .map(|round| vec_bytes(&round.reports))
+            .map(|round| vec_bytes(&round.reports.0))
             .sum();
         reports + vec_bytes(&self.problems) + vec_bytes(&self.by_round)
     }
@@ -120,9 +163,8 @@ impl Winners {
         // Round `round` is split at `time`: its reports go to either half.
         let old = std::mem::take(&mut self.by_round[round]);
         self.account(old.counts(), -1);
-        let (before, after): (Vec<_>, Vec<_>) =
-            old.reports.into_iter().partition(|report| report.0 < time);
-        let (before, after) = (WinnerReports::of(before), WinnerReports::of(after));
+        let before = WinnerReports::of(old.reports.iter().filter(|report| report.0 < time));
+        let after = WinnerReports::of(old.reports.iter().filter(|report| report.0 >= time));
         self.account(before.counts(), 1);
         self.account(after.counts(), 1);
         self.by_round[round] = before;
@@ -142,7 +184,7 @@ impl LiveAnalysis {
             return None;
         }
         let mut by_winner: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for &(_, sender, name) in &in_round.reports {
+        for (_, sender, name) in in_round.reports.iter() {
             let senders = by_winner
                 .entry(self.winners.names.name(name).to_string())
                 .or_default();
