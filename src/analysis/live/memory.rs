@@ -17,6 +17,16 @@ pub(super) fn btree_bytes<K, V>(len: usize) -> usize {
     len.div_ceil(6) * node
 }
 
+/// Makes room for `more` elements in `vec`, growing it by an eighth where a
+/// vector doubles: a vector that grows with the run (sends, rounds) then holds at
+/// most an eighth of spare room, for a copy of each element about every eighth
+/// growth.
+pub(super) fn reserve<T>(vec: &mut Vec<T>, more: usize) {
+    if vec.capacity() - vec.len() < more {
+        vec.reserve_exact(more.max(vec.len() / 8).max(4));
+    }
+}
+
 impl LiveAnalysis {
     /// Estimated heap bytes by part, in a fixed order: (part, bytes).
     pub fn heap_parts(&self) -> Vec<(&'static str, usize)> {

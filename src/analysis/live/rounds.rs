@@ -15,7 +15,7 @@
 //! report still costs O(log n) (plus its sender's own sends in the range, each
 //! corrected once per kind).
 
-use super::memory::{btree_bytes, vec_bytes};
+use super::memory::{btree_bytes, reserve, vec_bytes};
 use super::missed::MissedCounts;
 use super::times::SortedTimes;
 use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index};
@@ -28,10 +28,12 @@ use std::collections::BTreeMap;
 struct AuthoritySend {
     time: i64,
     seq: u64,
-    sender: u32,
-    message: Box<str>,
     /// The slowest of them, ns (-1: none).
     max: i64,
+    /// Where its message starts in [`KindRounds::messages`].
+    message_at: u64,
+    message_len: u32,
+    sender: u32,
 }
 
 /// One round kind's state.
@@ -39,6 +41,9 @@ struct AuthoritySend {
 pub(super) struct KindRounds {
     /// Sorted by (time, seq); a round's number is its index + 1.
     sends: Vec<AuthoritySend>,
+    /// The sends' messages one after another, in arrival order: one buffer, not
+    /// an allocation a send.
+    messages: Vec<u8>,
     /// Per sender id, the sorted times of its received-events of this kind.
     receipts: Vec<SortedTimes>,
     latencies: Distribution,
@@ -48,7 +53,11 @@ pub(super) struct KindRounds {
     /// Per sender id as a receiver: its latencies, bucket (as the distribution's)
     /// → count, for its own median and how many rounds it received.
     by_receiver: Vec<BTreeMap<u32, u32>>,
-    /// Per sender id, the (time, seq) of each round of this kind it sent, sorted.
+    /// Per sender id, how many rounds of this kind it sent.
+    sends_by: Vec<u32>,
+    /// Per sender id that receives this kind, the (time, seq) of each round of this
+    /// kind it sent, sorted (only a receiver's own sends are ever looked up; an
+    /// authority that receives nothing keeps none).
     sent_by: Vec<Vec<(i64, u64)>>,
 }
 
@@ -79,7 +88,6 @@ impl KindRounds {
     /// Estimated heap bytes by part.
     pub(super) fn heap_parts(&self) -> [(&'static str, usize); 6] {
         let receipts: usize = self.receipts.iter().map(SortedTimes::heap_bytes).sum();
-        let messages: usize = self.sends.iter().map(|sent| sent.message.len()).sum();
         let sent_by: usize = self.sent_by.iter().map(vec_bytes).sum();
         let by_receiver: usize = self
             .by_receiver
@@ -88,12 +96,21 @@ impl KindRounds {
             .sum();
         [
             ("receipts", receipts + vec_bytes(&self.receipts)),
-            ("sends", vec_bytes(&self.sends) + messages),
+            (
+                "sends",
+                vec_bytes(&self.sends) + vec_bytes(&self.messages) + vec_bytes(&self.sends_by),
+            ),
             ("sent_by", sent_by + vec_bytes(&self.sent_by)),
             ("missed", self.missed.heap_bytes()),
             ("by_receiver", by_receiver + vec_bytes(&self.by_receiver)),
             ("latency maxima", self.latencies.heap_bytes()),
         ]
+    }
+
+    /// The message of `sent` (whole UTF-8: it was stored from a `str`).
+    fn message(&self, sent: &AuthoritySend) -> String {
+        let at = sent.message_at as usize;
+        String::from_utf8_lossy(&self.messages[at..at + sent.message_len as usize]).into_owned()
     }
 
     /// How many rounds `receiver` received, and its median latency (ns, nearest
@@ -302,8 +319,17 @@ impl KindRounds {
             self.recompute_max(index);
         }
         if !receives {
-            // Its first receipt of the kind: expected from now on in every round
-            // sent after its first report.
+            // Its first receipt of the kind: its own sends are looked up from now
+            // on, and it is expected in every round sent after its first report.
+            if self.sends_by.get(receiver).is_some_and(|sent| *sent > 0) {
+                if self.sent_by.len() <= receiver {
+                    self.sent_by.resize_with(receiver + 1, Vec::new);
+                }
+                self.sent_by[receiver] = (self.sends.iter())
+                    .filter(|sent| sent.sender as usize == receiver)
+                    .map(|sent| (sent.time, sent.seq))
+                    .collect();
+            }
             let from = self.after(first);
             self.expect_in(
                 receiver,
@@ -332,28 +358,40 @@ impl KindRounds {
                 .partition_point(|sent| (sent.time, sent.seq) < (time, seq)),
         };
         let old_until = self.sends.get(at).map_or(i64::MAX, |next| next.time);
+        let message_at = self.messages.len() as u64;
+        reserve(&mut self.messages, message.len());
+        self.messages.extend_from_slice(message.as_bytes());
+        reserve(&mut self.sends, 1);
         self.sends.insert(
             at,
             AuthoritySend {
                 time,
                 seq,
-                sender,
-                message: message.into(),
                 max: -1,
+                message_at,
+                message_len: u32::try_from(message.len()).expect("a message under 4 GiB"),
+                sender,
             },
         );
         self.missed.insert(at, 0);
-        if self.sent_by.len() <= sender as usize {
-            self.sent_by.resize_with(sender as usize + 1, Vec::new);
+        let sender_index = sender as usize;
+        if self.sends_by.len() <= sender_index {
+            self.sends_by.resize(sender_index + 1, 0);
         }
-        let own = &mut self.sent_by[sender as usize];
-        let key = (time, seq);
-        match own.last() {
-            Some(last) if *last > key => {
-                let position = own.partition_point(|other| *other < key);
-                own.insert(position, key);
+        self.sends_by[sender_index] += 1;
+        if self.receives(sender_index) {
+            if self.sent_by.len() <= sender_index {
+                self.sent_by.resize_with(sender_index + 1, Vec::new);
             }
-            _ => own.push(key),
+            let own = &mut self.sent_by[sender_index];
+            let key = (time, seq);
+            match own.last() {
+                Some(last) if *last > key => {
+                    let position = own.partition_point(|other| *other < key);
+                    own.insert(position, key);
+                }
+                _ => own.push(key),
+            }
         }
         // The round before now ends at `time`: receipts from `time` on leave it,
         // and their receivers, if expected there, missed it.
@@ -457,7 +495,7 @@ impl LiveAnalysis {
             number,
             sender: self.senders.name(sent.sender).to_string(),
             sent_unix_nano: sent.time,
-            message: sent.message.to_string(),
+            message: state.message(sent),
             latency_ms,
             missing,
             missing_count,

@@ -4,7 +4,7 @@
 //! round's first report's, its sender, the winner it names) where a tuple took 16
 //! and its vector's spare room as many again.
 
-use super::memory::vec_bytes;
+use super::memory::{reserve, vec_bytes};
 use super::{LiveAnalysis, Page, varint};
 use crate::analysis::WinnerRound;
 use crate::intern::Interner;
@@ -159,6 +159,7 @@ impl Winners {
             self.by_round.push(WinnerReports::EMPTY);
         }
         let round = self.problems.partition_point(|problem| *problem <= time);
+        reserve(&mut self.problems, 1);
         self.problems.insert(round, time);
         // Round `round` is split at `time`: its reports go to either half.
         let old = std::mem::take(&mut self.by_round[round]);
@@ -168,6 +169,7 @@ impl Winners {
         self.account(before.counts(), 1);
         self.account(after.counts(), 1);
         self.by_round[round] = before;
+        reserve(&mut self.by_round, 1);
         self.by_round.insert(round + 1, after);
     }
 }
