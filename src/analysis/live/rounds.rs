@@ -18,7 +18,7 @@
 use super::memory::{btree_bytes, reserve, vec_bytes};
 use super::missed::MissedCounts;
 use super::times::SortedTimes;
-use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index};
+use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index, varint};
 use crate::analysis::distribution::{self, Distribution, Summary};
 use crate::analysis::{NodeSummary, ROUND_KINDS, Round, RoundKind, millis, percentile};
 use std::collections::BTreeMap;
@@ -30,10 +30,8 @@ struct AuthoritySend {
     seq: u64,
     /// The slowest of them, ns (-1: none).
     max: i64,
-    /// Where its message starts in [`KindRounds::messages`].
-    message_at: u64,
-    message_len: u32,
-    sender: u32,
+    /// Where its sender and message start in [`KindRounds::messages`].
+    record: u64,
 }
 
 /// One round kind's state.
@@ -41,8 +39,9 @@ struct AuthoritySend {
 pub(super) struct KindRounds {
     /// Sorted by (time, seq); a round's number is its index + 1.
     sends: Vec<AuthoritySend>,
-    /// The sends' messages one after another, in arrival order: one buffer, not
-    /// an allocation a send.
+    /// Each send's sender id and message, one after another in arrival order: the
+    /// id and the message's length as varints, then its bytes. One buffer, not an
+    /// allocation a send, and a send's fixed part stays 32 bytes.
     messages: Vec<u8>,
     /// Per sender id, the sorted times of its received-events of this kind.
     receipts: Vec<SortedTimes>,
@@ -107,10 +106,18 @@ impl KindRounds {
         ]
     }
 
+    /// The sender id of `sent`.
+    fn sender(&self, sent: &AuthoritySend) -> u32 {
+        let mut at = sent.record as usize;
+        varint::read(&self.messages, &mut at).unwrap_or_default() as u32
+    }
+
     /// The message of `sent` (whole UTF-8: it was stored from a `str`).
     fn message(&self, sent: &AuthoritySend) -> String {
-        let at = sent.message_at as usize;
-        String::from_utf8_lossy(&self.messages[at..at + sent.message_len as usize]).into_owned()
+        let mut at = sent.record as usize;
+        varint::read(&self.messages, &mut at);
+        let len = varint::read(&self.messages, &mut at).unwrap_or_default() as usize;
+        String::from_utf8_lossy(&self.messages[at..at + len]).into_owned()
     }
 
     /// How many rounds `receiver` received, and its median latency (ns, nearest
@@ -151,7 +158,7 @@ impl KindRounds {
     /// Whether `receiver` (first report at `first`) missed round `index`.
     fn misses(&self, receiver: usize, first: i64, index: usize) -> bool {
         let sent = &self.sends[index];
-        sent.sender as usize != receiver
+        self.sender(sent) as usize != receiver
             && self.expects(receiver, first, sent.time)
             && self
                 .first_in(receiver, sent.time, self.until(index))
@@ -173,7 +180,7 @@ impl KindRounds {
         // report can have reached it: its receipts are all at or after `first`.
         let before = from.checked_sub(1).is_some_and(|index| {
             let sent = &self.sends[index];
-            sent.sender as usize != receiver
+            self.sender(sent) as usize != receiver
                 && self
                     .first_in(receiver, sent.time, self.until(index))
                     .is_some()
@@ -257,9 +264,10 @@ impl KindRounds {
     /// Round `index`'s slowest receiver, looked up again (after one left it).
     fn recompute_max(&mut self, index: usize) {
         let sent = &self.sends[index];
+        let origin = self.sender(sent) as usize;
         let until = self.until(index);
         let max = (0..self.receipts.len())
-            .filter(|receiver| *receiver != sent.sender as usize)
+            .filter(|receiver| *receiver != origin)
             .filter_map(|receiver| self.first_in(receiver, sent.time, until))
             .map(|time| time - sent.time)
             .max()
@@ -283,7 +291,7 @@ impl KindRounds {
         };
         let mut recompute = None;
         if let Some(index) = round.checked_sub(1)
-            && self.sends[index].sender as usize != receiver
+            && self.sender(&self.sends[index]) as usize != receiver
         {
             let start = self.sends[index].time;
             let until = self.until(index);
@@ -326,7 +334,7 @@ impl KindRounds {
                     self.sent_by.resize_with(receiver + 1, Vec::new);
                 }
                 self.sent_by[receiver] = (self.sends.iter())
-                    .filter(|sent| sent.sender as usize == receiver)
+                    .filter(|sent| self.sender(sent) as usize == receiver)
                     .map(|sent| (sent.time, sent.seq))
                     .collect();
             }
@@ -358,8 +366,10 @@ impl KindRounds {
                 .partition_point(|sent| (sent.time, sent.seq) < (time, seq)),
         };
         let old_until = self.sends.get(at).map_or(i64::MAX, |next| next.time);
-        let message_at = self.messages.len() as u64;
-        reserve(&mut self.messages, message.len());
+        let record = self.messages.len() as u64;
+        reserve(&mut self.messages, 10 + message.len());
+        varint::push(&mut self.messages, sender.into());
+        varint::push(&mut self.messages, message.len() as u64);
         self.messages.extend_from_slice(message.as_bytes());
         reserve(&mut self.sends, 1);
         self.sends.insert(
@@ -368,9 +378,7 @@ impl KindRounds {
                 time,
                 seq,
                 max: -1,
-                message_at,
-                message_len: u32::try_from(message.len()).expect("a message under 4 GiB"),
-                sender,
+                record,
             },
         );
         self.missed.insert(at, 0);
@@ -396,7 +404,8 @@ impl KindRounds {
         // The round before now ends at `time`: receipts from `time` on leave it,
         // and their receivers, if expected there, missed it.
         if let Some(previous) = at.checked_sub(1) {
-            let (start, origin) = (self.sends[previous].time, self.sends[previous].sender);
+            let start = self.sends[previous].time;
+            let origin = self.sender(&self.sends[previous]);
             let (mut left, mut missed) = (0, 0);
             for receiver in 0..self.receipts.len() {
                 if receiver == origin as usize {
@@ -446,12 +455,13 @@ impl LiveAnalysis {
         let state = &self.kinds[kind_index(kind)];
         let index = number.checked_sub(1)?;
         let sent = state.sends.get(index)?;
+        let origin = state.sender(sent);
         let until = state.until(index);
         let mut latency_ms = BTreeMap::new();
         let mut missing = Vec::new();
         let mut missing_count = 0;
         for id in &self.sorted {
-            if *id == sent.sender {
+            if *id == origin {
                 continue;
             }
             let name = self.senders.name(*id);
@@ -493,7 +503,7 @@ impl LiveAnalysis {
         Some(Round {
             kind,
             number,
-            sender: self.senders.name(sent.sender).to_string(),
+            sender: self.senders.name(origin).to_string(),
             sent_unix_nano: sent.time,
             message: state.message(sent),
             latency_ms,
