@@ -6,8 +6,12 @@
 //! commit (timed in this process over the same reports); then two such runs
 //! compared, and a sweep across them and 48 short runs.
 //!
-//! `cargo bench --bench long_run [-- --quick | -- REPORTS]`. Prints figures; asserts
-//! nothing about speed.
+//! The analysis's heap is measured exactly in this process, by a counting global
+//! allocator, over the same reports and over reports of nodes with no authority
+//! (`-- --analysis` prints only those in-process figures).
+//!
+//! `cargo bench --bench long_run [-- --quick | -- REPORTS] [-- --analysis]`. Prints
+//! figures; asserts nothing about speed.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -19,8 +23,95 @@ use perfstats::pb::performance_stats_client::PerformanceStatsClient;
 use perfstats::report::Report;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes allocated and not yet freed: as asked
+/// (`LIVE_BYTES`), and as glibc's malloc takes them (`LIVE_CHUNK_BYTES`: an 8-byte
+/// header, 16-byte granules, 32 bytes at least).
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_CHUNK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn chunk(size: usize) -> usize {
+    ((size + 8).div_ceil(16) * 16).max(32)
+}
+
+fn counted(layout: Layout, sign: isize) {
+    let size = layout.size() as isize * sign;
+    LIVE_BYTES.fetch_add(size as usize, Ordering::Relaxed);
+    LIVE_CHUNK_BYTES.fetch_add(
+        (chunk(layout.size()) as isize * sign) as usize,
+        Ordering::Relaxed,
+    );
+}
+
+// SAFETY: every call is passed on to `System` unchanged; only counted beside.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let pointer = unsafe { System.alloc(layout) };
+        if !pointer.is_null() {
+            counted(layout, 1);
+        }
+        pointer
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(pointer, layout) };
+        counted(layout, -1);
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let moved = unsafe { System.realloc(pointer, layout, size) };
+        if !moved.is_null() {
+            counted(layout, -1);
+            // SAFETY: `size` was a valid size for `layout`'s alignment (the caller's).
+            counted(
+                unsafe { Layout::from_size_align_unchecked(size, layout.align()) },
+                1,
+            );
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Live heap bytes now: (as asked, as malloc chunks).
+fn live_bytes() -> (usize, usize) {
+    (
+        LIVE_BYTES.load(Ordering::Relaxed),
+        LIVE_CHUNK_BYTES.load(Ordering::Relaxed),
+    )
+}
+
+/// Prints what `analysis` holds, built over `reports` reports since the heap held
+/// `before`: exactly (the allocator's count), and by part (its own estimate).
+fn print_heap(what: &str, analysis: &LiveAnalysis, reports: usize, before: (usize, usize)) {
+    let now = live_bytes();
+    let (asked, chunks) = (now.0 - before.0, now.1 - before.1);
+    let per = |bytes: usize| bytes as f64 / reports as f64;
+    println!(
+        "  analysis heap, {what}: {:.2} B a report ({:.1} MiB; {:.2} B a report in malloc chunks)",
+        per(asked),
+        asked as f64 / 1048576.0,
+        per(chunks)
+    );
+    let parts: Vec<String> = analysis
+        .heap_parts()
+        .into_iter()
+        .filter(|(_, bytes)| *bytes > 0)
+        .map(|(part, bytes)| format!("{part} {:.2}", per(bytes)))
+        .collect();
+    println!("    by part (estimated, B a report): {}", parts.join(", "));
+}
 
 /// Nodes besides the authority `ra`.
 const NODES: usize = 20;
@@ -206,8 +297,9 @@ async fn fill(url: &str, total: usize) -> (usize, Duration) {
 }
 
 /// ns per report that `LiveAnalysis::add` takes over the same reports, timed per
-/// batch (building the reports is outside the clock).
+/// batch (building the reports is outside the clock); prints the analysis's heap.
 fn analysis_cost(total: usize) -> f64 {
+    let before = live_bytes();
     let mut network = Network::new();
     let mut analysis = LiveAnalysis::default();
     let (mut seq, mut spent) = (0u64, Duration::ZERO);
@@ -228,7 +320,64 @@ fn analysis_cost(total: usize) -> f64 {
         }
         spent += started.elapsed();
     }
+    print_heap("the long-run network", &analysis, seq as usize, before);
     spent.as_nanos() as f64 / seq as f64
+}
+
+/// Senders of [`no_authority_heap`].
+const RECEIVERS: usize = 7;
+
+/// Prints the heap of an analysis of `total` `NEW_BLOCK_RECEIVED` reports from
+/// [`RECEIVERS`] nodes and no authority send (what `cargo bench --bench ingest`
+/// sends: times a nanosecond apart, the senders in turn), and the ns a report.
+fn no_authority_heap(total: usize) {
+    let before = live_bytes();
+    let mut analysis = LiveAnalysis::default();
+    let names: Vec<String> = (0..RECEIVERS).map(|node| format!("node{node}")).collect();
+    let mut spent = Duration::ZERO;
+    let mut seq = 0u64;
+    while (seq as usize) < total {
+        let reports: Vec<Report> = (0..BATCH.min(total - seq as usize))
+            .map(|_| {
+                seq += 1;
+                let data = PerformanceData::new(
+                    1_700_000_000_000_000_000 + seq as i64,
+                    &names[seq as usize % RECEIVERS],
+                    Event::NewBlockReceived,
+                    "block",
+                );
+                let mut report = Report::accept(data, 1).unwrap();
+                report.seq = seq;
+                report
+            })
+            .collect();
+        let started = Instant::now();
+        for report in &reports {
+            analysis.add(report);
+        }
+        spent += started.elapsed();
+    }
+    drop(names);
+    print_heap(
+        &format!("{total} NEW_BLOCK_RECEIVED of {RECEIVERS} senders, no authority"),
+        &analysis,
+        total,
+        before,
+    );
+    println!(
+        "    {:.0} ns a report",
+        spent.as_nanos() as f64 / total as f64
+    );
+}
+
+/// The in-process figures: the analysis's cost and heap over the long-run
+/// network's `total` reports, and its heap with no authority.
+fn in_process(total: usize) {
+    let cost = analysis_cost(total);
+    println!(
+        "  keeping the analysis current: {cost:.0} ns of commit time per report (LiveAnalysis::add, in-process)"
+    );
+    no_authority_heap(if total < 3_000_000 { total } else { 3_000_000 });
 }
 
 /// GETs `path` on `url`, asserting a 200, and parses the JSON body.
@@ -431,10 +580,7 @@ async fn bench(total: usize) {
     let _ = child.kill();
     let _ = child.wait();
 
-    let cost = analysis_cost(total);
-    println!(
-        "  keeping the analysis current: {cost:.0} ns of commit time per report (LiveAnalysis::add, in-process)"
-    );
+    in_process(total);
 }
 
 /// Runs of a sweep besides the two long ones, and reports in each.
@@ -502,6 +648,10 @@ fn main() {
             .find_map(|arg| arg.parse().ok())
             .unwrap_or(10_000_000)
     };
+    if args.iter().any(|arg| arg == "--analysis") {
+        println!("long-run benchmark, in-process analysis only: {total} reports");
+        return in_process(total);
+    }
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(bench(total));

@@ -129,6 +129,12 @@ impl Distribution {
         }
     }
 
+    /// Estimated heap bytes: the buckets, and the maxima's B-tree at half-full
+    /// nodes of eleven slots.
+    pub fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * 8 + self.maxima.len().div_ceil(6) * (16 + 11 * 16)
+    }
+
     /// How many values are in.
     pub fn count(&self) -> u64 {
         self.count

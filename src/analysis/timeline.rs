@@ -79,7 +79,15 @@ impl Timeline {
     pub fn add(&mut self, time: i64, seq: u64, sender: u32, event: usize) {
         let key = sender << EVENT_BITS | event as u32;
         for (level, width) in self.levels.iter_mut().zip(LEVELS) {
-            let cells = level.get_or_insert(time.div_euclid(width), Vec::new);
+            let bucket = time.div_euclid(width);
+            if let Some(mut latest) = level.0.last_entry()
+                && *latest.key() < bucket
+            {
+                // A new latest bucket: the one before is most likely complete, and
+                // its cells lose their spare room (a late report regrows them).
+                latest.get_mut().shrink_to_fit();
+            }
+            let cells = level.get_or_insert(bucket, Vec::new);
             match cells.binary_search_by_key(&key, |(cell, _)| *cell) {
                 Ok(found) => cells[found].1 += 1,
                 Err(at) => cells.insert(at, (key, 1)),
@@ -94,6 +102,21 @@ impl Timeline {
             Some((low, high)) => (low.min(time), high.max(time)),
             None => (time, time),
         });
+    }
+
+    /// Estimated heap bytes: each level's cells, and the B-trees at half-full
+    /// nodes of eleven slots.
+    pub fn heap_bytes(&self) -> usize {
+        let tree = |len: usize, entry: usize| len.div_ceil(6) * (16 + 11 * entry);
+        let levels: usize = self
+            .levels
+            .iter()
+            .map(|level| {
+                let cells: usize = level.0.values().map(|cells| cells.capacity() * 8).sum();
+                cells + tree(level.0.len(), 8 + 24)
+            })
+            .sum();
+        levels + tree(self.seqs.0.len(), 8 + 16)
     }
 
     /// The earliest and latest report time.

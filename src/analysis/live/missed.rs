@@ -2,22 +2,28 @@
 //! rounds some receiver missed, under the updates that eligibility brings: a node
 //! that becomes expected in every round from some point on (its first receipt of
 //! the kind, or an earlier first report arriving late) adds one to a whole range
-//! of rounds at once. A segment tree whose nodes each keep an addend for their
-//! whole span, the least count below them and how many rounds have it: a range
-//! or point update and a point read cost O(log rounds); the number of flagged
-//! rounds is read at the root.
+//! of rounds at once. Each round keeps its own share of its count; above them, a
+//! segment tree over chunks of [`CHUNK`] rounds whose nodes each keep an addend
+//! for their whole span, the least count below them and how many rounds have it.
+//! A range or point update and a point read cost O(log rounds + [`CHUNK`]); the
+//! number of flagged rounds is read at the root. About 5 bytes a round: its share,
+//! and the tree's 12 bytes a node over a chunk's 32 rounds.
+
+use super::memory::{reserve, vec_bytes};
 
 /// Unused leaves' count: never the least, never zero.
 const UNUSED: i32 = i32::MAX / 4;
+/// Rounds under one leaf of the tree.
+const CHUNK: usize = 32;
 
 /// One count per round, in the rounds' order.
 #[derive(Debug, Default)]
 pub(super) struct MissedCounts {
-    /// How many rounds.
-    len: usize,
-    /// The leaves' offset: a power of two at least `len` (0 while empty).
+    /// Per round, its own share of its count (the rest is added above it).
+    own: Vec<i32>,
+    /// The leaves' offset: a power of two at least the chunks (0 while empty).
     size: usize,
-    /// Per tree node: added to every count below it (a leaf's own share).
+    /// Per tree node: added to every count below it.
     add: Vec<i32>,
     /// Per tree node: the least count below it, its own `add` included.
     least: Vec<i32>,
@@ -26,37 +32,49 @@ pub(super) struct MissedCounts {
 }
 
 impl MissedCounts {
-    /// Round `index`'s count.
-    pub(super) fn get(&self, index: usize) -> i32 {
-        let mut node = index + self.size;
-        let mut count = 0;
+    /// Heap bytes.
+    pub(super) fn heap_bytes(&self) -> usize {
+        vec_bytes(&self.own)
+            + vec_bytes(&self.add)
+            + vec_bytes(&self.least)
+            + vec_bytes(&self.at_least)
+    }
+
+    /// The sum of the addends from the leaf of round `index`'s chunk up.
+    fn above(&self, index: usize) -> i32 {
+        let mut node = index / CHUNK + self.size;
+        let mut sum = 0;
         while node > 0 {
-            count += self.add[node];
+            sum += self.add[node];
             node >>= 1;
         }
-        count
+        sum
+    }
+
+    /// Round `index`'s count.
+    pub(super) fn get(&self, index: usize) -> i32 {
+        self.own[index] + self.above(index)
     }
 
     /// How many rounds have a count above zero (counts are never negative).
     pub(super) fn positive(&self) -> usize {
-        if self.len == 0 || self.least[1] > 0 {
-            self.len
+        let len = self.own.len();
+        if len == 0 || self.least[1] > 0 {
+            len
         } else {
-            self.len - self.at_least[1] as usize
+            len - self.at_least[1] as usize
         }
     }
 
     /// Inserts a round with count `count` before round `at` (at the end: O(log
     /// rounds) amortised; elsewhere O(rounds), as the sends' own insertion).
     pub(super) fn insert(&mut self, at: usize, count: i32) {
-        if at == self.len && self.len < self.size {
-            self.len += 1;
-            let leaf = at + self.size;
-            self.add[leaf] = 0;
-            self.least[leaf] = 0;
-            self.at_least[leaf] = 1;
-            self.pull_above(leaf);
-            self.add_at(at, count - self.get(at));
+        if at == self.own.len() && at / CHUNK < self.size {
+            reserve(&mut self.own, 1);
+            self.own.push(0);
+            self.own[at] = count - self.above(at);
+            self.refresh(at / CHUNK);
+            self.pull_above(at / CHUNK + self.size);
         } else {
             let mut counts = self.counts();
             counts.insert(at, count);
@@ -69,11 +87,17 @@ impl MissedCounts {
         self.add_at(index, count - self.get(index));
     }
 
-    /// Adds `delta` to round `index`'s count. Usually O(1): the walk up stops at
-    /// the first node whose least count, and how many have it, stay the same.
+    /// Adds `delta` to round `index`'s count. Usually O([`CHUNK`]): the walk up
+    /// stops at the first node whose least count, and how many have it, stay the
+    /// same.
     pub(super) fn add_at(&mut self, index: usize, delta: i32) {
-        let mut node = index + self.size;
-        self.apply(node, delta);
+        self.own[index] += delta;
+        let mut node = index / CHUNK + self.size;
+        let old = (self.least[node], self.at_least[node]);
+        self.refresh(index / CHUNK);
+        if old == (self.least[node], self.at_least[node]) {
+            return;
+        }
         node >>= 1;
         while node > 0 {
             let pulled = self.pulled(node);
@@ -85,32 +109,68 @@ impl MissedCounts {
         }
     }
 
-    /// Adds `delta` to the counts of rounds `from..to`.
+    /// Adds `delta` to the counts of rounds `from..to`: one by one in the chunks it
+    /// covers in part, on the tree for the chunks it covers whole.
     pub(super) fn add_range(&mut self, from: usize, to: usize, delta: i32) {
-        debug_assert!(from <= to && to <= self.len, "{from}..{to} of {}", self.len);
+        let len = self.own.len();
+        debug_assert!(from <= to && to <= len, "{from}..{to} of {len}");
         if from >= to || delta == 0 {
             return;
         }
-        let (mut left, mut right) = (from + self.size, to + self.size);
-        while left < right {
-            if left & 1 == 1 {
-                self.apply(left, delta);
-                left += 1;
+        let (first, last) = (from / CHUNK, (to - 1) / CHUNK);
+        // A chunk is covered whole when the range holds every round it has.
+        let whole_from = if from % CHUNK == 0 { first } else { first + 1 };
+        let whole_to = if to % CHUNK == 0 || to == len {
+            last + 1
+        } else {
+            last
+        };
+        for chunk in [first, last] {
+            if (whole_from..whole_to).contains(&chunk) {
+                continue;
             }
-            if right & 1 == 1 {
-                right -= 1;
-                self.apply(right, delta);
+            let rounds = from.max(chunk * CHUNK)..to.min((chunk + 1) * CHUNK);
+            self.own[rounds].iter_mut().for_each(|own| *own += delta);
+            self.refresh(chunk);
+            if first == last {
+                break;
             }
-            left >>= 1;
-            right >>= 1;
         }
-        self.pull_above(from + self.size);
-        self.pull_above(to - 1 + self.size);
+        if whole_from < whole_to {
+            let (mut left, mut right) = (whole_from + self.size, whole_to + self.size);
+            while left < right {
+                if left & 1 == 1 {
+                    self.apply(left, delta);
+                    left += 1;
+                }
+                if right & 1 == 1 {
+                    right -= 1;
+                    self.apply(right, delta);
+                }
+                left >>= 1;
+                right >>= 1;
+            }
+        }
+        self.pull_above(first + self.size);
+        self.pull_above(last + self.size);
     }
 
     fn apply(&mut self, node: usize, delta: i32) {
         self.add[node] += delta;
         self.least[node] += delta;
+    }
+
+    /// Recomputes the leaf of `chunk` from its rounds' own shares.
+    fn refresh(&mut self, chunk: usize) {
+        let leaf = chunk + self.size;
+        let rounds = &self.own[chunk * CHUNK..self.own.len().min((chunk + 1) * CHUNK)];
+        (self.least[leaf], self.at_least[leaf]) = match rounds.iter().min() {
+            Some(least) => (
+                least + self.add[leaf],
+                rounds.iter().filter(|own| *own == least).count() as u32,
+            ),
+            None => (UNUSED, 0),
+        };
     }
 
     /// An inner node's least count and how many rounds have it, from its children.
@@ -141,30 +201,25 @@ impl MissedCounts {
 
     /// Every round's count, in order.
     fn counts(&self) -> Vec<i32> {
-        let mut counts = Vec::with_capacity(self.len + 1);
         let mut above = vec![0i32; 2 * self.size];
         for node in 1..2 * self.size {
             above[node] = above[node >> 1] + self.add[node];
-            if node >= self.size && node - self.size < self.len {
-                counts.push(above[node]);
-            }
         }
-        counts
+        (self.own.iter().enumerate())
+            .map(|(index, own)| own + above[index / CHUNK + self.size])
+            .collect()
     }
 
     /// A tree holding `counts`.
     fn build(&mut self, counts: &[i32]) {
-        self.len = counts.len();
-        self.size = counts.len().next_power_of_two();
+        self.own = counts.to_vec();
+        self.size = counts.len().div_ceil(CHUNK).next_power_of_two();
         let nodes = 2 * self.size;
         self.add = vec![0; nodes];
         self.least = vec![UNUSED; nodes];
         self.at_least = vec![0; nodes];
-        for (index, count) in counts.iter().enumerate() {
-            let leaf = index + self.size;
-            self.add[leaf] = *count;
-            self.least[leaf] = *count;
-            self.at_least[leaf] = 1;
+        for chunk in 0..counts.len().div_ceil(CHUNK) {
+            self.refresh(chunk);
         }
         for node in (1..self.size).rev() {
             (self.least[node], self.at_least[node]) = self.pulled(node);
@@ -183,9 +238,11 @@ mod tests {
     #[test]
     fn matches_a_plain_vector() {
         let mut rng = StdRng::seed_from_u64(19);
-        for _ in 0..200 {
+        for run in 0..300 {
+            // Short runs, and long ones over several chunks and tree levels.
+            let steps = if run % 3 == 0 { 1..1_200 } else { 1..80 };
             let (mut tree, mut plain) = (MissedCounts::default(), Vec::<i32>::new());
-            for _ in 0..rng.random_range(1..80) {
+            for _ in 0..rng.random_range(steps) {
                 match rng.random_range(0..10) {
                     0..=3 => {
                         let at = if rng.random_bool(0.8) {

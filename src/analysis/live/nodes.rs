@@ -2,12 +2,14 @@
 //! summary `/api/nodes` shows, and the pages of summaries in sender order or
 //! slowest sync first, so that no answer grows with the senders.
 
+use super::memory::{btree_bytes, vec_bytes};
 use super::{EVENT_INDEXES, LiveAnalysis, event_at, event_index};
 use crate::analysis::{NodeSummary, SYNC_PHASES, millis};
 use crate::pb::Event;
 use crate::report::Report;
 use serde::Deserialize;
 use std::cmp::Reverse;
+use std::mem::size_of;
 
 /// The order of a page of nodes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -158,6 +160,28 @@ impl LiveAnalysis {
         if let Some(new) = new {
             self.by_sync.insert((Reverse(new), name, sender));
         }
+    }
+
+    /// Estimated heap bytes of the senders' names, aggregates and orders.
+    pub(super) fn nodes_heap_bytes(&self) -> usize {
+        let names: usize = self
+            .sorted
+            .iter()
+            .map(|id| 16 + self.senders.name(*id).len())
+            .sum();
+        let messages: usize = self
+            .nodes
+            .iter()
+            .map(|node| node.last_message.capacity())
+            .sum();
+        // The interner's map: a name and an id a slot, at 7/8 load.
+        let map = self.senders.len() * 8 / 7 * (size_of::<std::sync::Arc<str>>() + 5);
+        names
+            + messages
+            + map
+            + vec_bytes(&self.sorted)
+            + vec_bytes(&self.nodes)
+            + btree_bytes::<(Reverse<i64>, std::sync::Arc<str>, u32), ()>(self.by_sync.len())
     }
 
     /// The summary of sender `id`.

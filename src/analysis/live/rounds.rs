@@ -15,9 +15,10 @@
 //! report still costs O(log n) (plus its sender's own sends in the range, each
 //! corrected once per kind).
 
+use super::memory::{btree_bytes, reserve, vec_bytes};
 use super::missed::MissedCounts;
 use super::times::SortedTimes;
-use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index};
+use super::{LiveAnalysis, MISSING_SHOWN, Page, kind_index, varint};
 use crate::analysis::distribution::{self, Distribution, Summary};
 use crate::analysis::{NodeSummary, ROUND_KINDS, Round, RoundKind, millis, percentile};
 use std::collections::BTreeMap;
@@ -27,10 +28,10 @@ use std::collections::BTreeMap;
 struct AuthoritySend {
     time: i64,
     seq: u64,
-    sender: u32,
-    message: Box<str>,
     /// The slowest of them, ns (-1: none).
     max: i64,
+    /// Where its sender and message start in [`KindRounds::messages`].
+    record: u64,
 }
 
 /// One round kind's state.
@@ -38,6 +39,10 @@ struct AuthoritySend {
 pub(super) struct KindRounds {
     /// Sorted by (time, seq); a round's number is its index + 1.
     sends: Vec<AuthoritySend>,
+    /// Each send's sender id and message, one after another in arrival order: the
+    /// id and the message's length as varints, then its bytes. One buffer, not an
+    /// allocation a send, and a send's fixed part stays 32 bytes.
+    messages: Vec<u8>,
     /// Per sender id, the sorted times of its received-events of this kind.
     receipts: Vec<SortedTimes>,
     latencies: Distribution,
@@ -47,7 +52,11 @@ pub(super) struct KindRounds {
     /// Per sender id as a receiver: its latencies, bucket (as the distribution's)
     /// → count, for its own median and how many rounds it received.
     by_receiver: Vec<BTreeMap<u32, u32>>,
-    /// Per sender id, the (time, seq) of each round of this kind it sent, sorted.
+    /// Per sender id, how many rounds of this kind it sent.
+    sends_by: Vec<u32>,
+    /// Per sender id that receives this kind, the (time, seq) of each round of this
+    /// kind it sent, sorted (only a receiver's own sends are ever looked up; an
+    /// authority that receives nothing keeps none).
     sent_by: Vec<Vec<(i64, u64)>>,
 }
 
@@ -73,6 +82,42 @@ impl KindRounds {
                 own.remove(&bucket);
             }
         }
+    }
+
+    /// Estimated heap bytes by part.
+    pub(super) fn heap_parts(&self) -> [(&'static str, usize); 6] {
+        let receipts: usize = self.receipts.iter().map(SortedTimes::heap_bytes).sum();
+        let sent_by: usize = self.sent_by.iter().map(vec_bytes).sum();
+        let by_receiver: usize = self
+            .by_receiver
+            .iter()
+            .map(|own| btree_bytes::<u32, u32>(own.len()))
+            .sum();
+        [
+            ("receipts", receipts + vec_bytes(&self.receipts)),
+            (
+                "sends",
+                vec_bytes(&self.sends) + vec_bytes(&self.messages) + vec_bytes(&self.sends_by),
+            ),
+            ("sent_by", sent_by + vec_bytes(&self.sent_by)),
+            ("missed", self.missed.heap_bytes()),
+            ("by_receiver", by_receiver + vec_bytes(&self.by_receiver)),
+            ("latency maxima", self.latencies.heap_bytes()),
+        ]
+    }
+
+    /// The sender id of `sent`.
+    fn sender(&self, sent: &AuthoritySend) -> u32 {
+        let mut at = sent.record as usize;
+        varint::read(&self.messages, &mut at).unwrap_or_default() as u32
+    }
+
+    /// The message of `sent` (whole UTF-8: it was stored from a `str`).
+    fn message(&self, sent: &AuthoritySend) -> String {
+        let mut at = sent.record as usize;
+        varint::read(&self.messages, &mut at);
+        let len = varint::read(&self.messages, &mut at).unwrap_or_default() as usize;
+        String::from_utf8_lossy(&self.messages[at..at + len]).into_owned()
     }
 
     /// How many rounds `receiver` received, and its median latency (ns, nearest
@@ -113,7 +158,7 @@ impl KindRounds {
     /// Whether `receiver` (first report at `first`) missed round `index`.
     fn misses(&self, receiver: usize, first: i64, index: usize) -> bool {
         let sent = &self.sends[index];
-        sent.sender as usize != receiver
+        self.sender(sent) as usize != receiver
             && self.expects(receiver, first, sent.time)
             && self
                 .first_in(receiver, sent.time, self.until(index))
@@ -135,7 +180,7 @@ impl KindRounds {
         // report can have reached it: its receipts are all at or after `first`.
         let before = from.checked_sub(1).is_some_and(|index| {
             let sent = &self.sends[index];
-            sent.sender as usize != receiver
+            self.sender(sent) as usize != receiver
                 && self
                     .first_in(receiver, sent.time, self.until(index))
                     .is_some()
@@ -219,9 +264,10 @@ impl KindRounds {
     /// Round `index`'s slowest receiver, looked up again (after one left it).
     fn recompute_max(&mut self, index: usize) {
         let sent = &self.sends[index];
+        let origin = self.sender(sent) as usize;
         let until = self.until(index);
         let max = (0..self.receipts.len())
-            .filter(|receiver| *receiver != sent.sender as usize)
+            .filter(|receiver| *receiver != origin)
             .filter_map(|receiver| self.first_in(receiver, sent.time, until))
             .map(|time| time - sent.time)
             .max()
@@ -245,7 +291,7 @@ impl KindRounds {
         };
         let mut recompute = None;
         if let Some(index) = round.checked_sub(1)
-            && self.sends[index].sender as usize != receiver
+            && self.sender(&self.sends[index]) as usize != receiver
         {
             let start = self.sends[index].time;
             let until = self.until(index);
@@ -281,8 +327,17 @@ impl KindRounds {
             self.recompute_max(index);
         }
         if !receives {
-            // Its first receipt of the kind: expected from now on in every round
-            // sent after its first report.
+            // Its first receipt of the kind: its own sends are looked up from now
+            // on, and it is expected in every round sent after its first report.
+            if self.sends_by.get(receiver).is_some_and(|sent| *sent > 0) {
+                if self.sent_by.len() <= receiver {
+                    self.sent_by.resize_with(receiver + 1, Vec::new);
+                }
+                self.sent_by[receiver] = (self.sends.iter())
+                    .filter(|sent| self.sender(sent) as usize == receiver)
+                    .map(|sent| (sent.time, sent.seq))
+                    .collect();
+            }
             let from = self.after(first);
             self.expect_in(
                 receiver,
@@ -311,33 +366,46 @@ impl KindRounds {
                 .partition_point(|sent| (sent.time, sent.seq) < (time, seq)),
         };
         let old_until = self.sends.get(at).map_or(i64::MAX, |next| next.time);
+        let record = self.messages.len() as u64;
+        reserve(&mut self.messages, 10 + message.len());
+        varint::push(&mut self.messages, sender.into());
+        varint::push(&mut self.messages, message.len() as u64);
+        self.messages.extend_from_slice(message.as_bytes());
+        reserve(&mut self.sends, 1);
         self.sends.insert(
             at,
             AuthoritySend {
                 time,
                 seq,
-                sender,
-                message: message.into(),
                 max: -1,
+                record,
             },
         );
         self.missed.insert(at, 0);
-        if self.sent_by.len() <= sender as usize {
-            self.sent_by.resize_with(sender as usize + 1, Vec::new);
+        let sender_index = sender as usize;
+        if self.sends_by.len() <= sender_index {
+            self.sends_by.resize(sender_index + 1, 0);
         }
-        let own = &mut self.sent_by[sender as usize];
-        let key = (time, seq);
-        match own.last() {
-            Some(last) if *last > key => {
-                let position = own.partition_point(|other| *other < key);
-                own.insert(position, key);
+        self.sends_by[sender_index] += 1;
+        if self.receives(sender_index) {
+            if self.sent_by.len() <= sender_index {
+                self.sent_by.resize_with(sender_index + 1, Vec::new);
             }
-            _ => own.push(key),
+            let own = &mut self.sent_by[sender_index];
+            let key = (time, seq);
+            match own.last() {
+                Some(last) if *last > key => {
+                    let position = own.partition_point(|other| *other < key);
+                    own.insert(position, key);
+                }
+                _ => own.push(key),
+            }
         }
         // The round before now ends at `time`: receipts from `time` on leave it,
         // and their receivers, if expected there, missed it.
         if let Some(previous) = at.checked_sub(1) {
-            let (start, origin) = (self.sends[previous].time, self.sends[previous].sender);
+            let start = self.sends[previous].time;
+            let origin = self.sender(&self.sends[previous]);
             let (mut left, mut missed) = (0, 0);
             for receiver in 0..self.receipts.len() {
                 if receiver == origin as usize {
@@ -387,12 +455,13 @@ impl LiveAnalysis {
         let state = &self.kinds[kind_index(kind)];
         let index = number.checked_sub(1)?;
         let sent = state.sends.get(index)?;
+        let origin = state.sender(sent);
         let until = state.until(index);
         let mut latency_ms = BTreeMap::new();
         let mut missing = Vec::new();
         let mut missing_count = 0;
         for id in &self.sorted {
-            if *id == sent.sender {
+            if *id == origin {
                 continue;
             }
             let name = self.senders.name(*id);
@@ -434,9 +503,9 @@ impl LiveAnalysis {
         Some(Round {
             kind,
             number,
-            sender: self.senders.name(sent.sender).to_string(),
+            sender: self.senders.name(origin).to_string(),
             sent_unix_nano: sent.time,
-            message: sent.message.to_string(),
+            message: state.message(sent),
             latency_ms,
             missing,
             missing_count,

@@ -1,52 +1,90 @@
 //! Winner agreement: `BLOCK_WINNER_FOUND` reports kept by problem round, so a late
-//! report costs a search among the rounds, and how many rounds disagree.
+//! report costs a search among the rounds, and how many rounds disagree. A round's
+//! reports are packed in [`varint`]s: about 6 bytes a report (its time less the
+//! round's first report's, its sender, the winner it names) where a tuple took 16
+//! and its vector's spare room as many again, and a round 24 bytes besides.
 
-use super::{LiveAnalysis, Page};
+use super::memory::{reserve, vec_bytes};
+use super::{LiveAnalysis, Page, varint};
 use crate::analysis::WinnerRound;
 use crate::intern::Interner;
 use std::collections::BTreeMap;
 
-/// One problem round's winner reports, and what they add up to.
+/// One winner report: (time, sender id, named winner id).
+type WinnerReport = (i64, u32, u32);
+
+/// One problem round's winner reports in arrival order, packed: the first
+/// report's time (8 bytes), whether they name more than one winner (1 byte), then
+/// per report the zigzag varint of its time less the first's, and its sender and
+/// named winner ids as varints. No bytes: no report.
 #[derive(Debug, Default, Clone)]
-struct WinnerReports {
-    /// (time, sender, named winner id), in arrival order.
-    reports: Vec<(i64, u32, u32)>,
-    /// The first winner named (`u32::MAX`: none yet).
-    first: u32,
-    /// Whether another winner was named too.
-    disagrees: bool,
-}
+struct WinnerReports(Vec<u8>);
+
+/// Bytes before the first report: its time, and whether the round disagrees.
+const HEADER: usize = 9;
 
 impl WinnerReports {
-    const EMPTY: WinnerReports = WinnerReports {
-        reports: Vec::new(),
-        first: u32::MAX,
-        disagrees: false,
-    };
+    const EMPTY: WinnerReports = WinnerReports(Vec::new());
 
-    fn of(reports: Vec<(i64, u32, u32)>) -> WinnerReports {
+    /// A round of `reports`, packed without spare room.
+    fn of(reports: impl Iterator<Item = WinnerReport>) -> WinnerReports {
         let mut in_round = WinnerReports::EMPTY;
-        for &(_, _, name) in &reports {
-            in_round.name(name);
-        }
-        in_round.reports = reports;
+        reports.for_each(|report| in_round.push(report));
+        in_round.0.shrink_to_fit();
         in_round
     }
 
-    fn name(&mut self, name: u32) {
-        if self.first == u32::MAX {
-            self.first = name;
-        } else if self.first != name {
-            self.disagrees = true;
+    fn push(&mut self, (time, sender, name): WinnerReport) {
+        let first = self.iter().next().map(|(.., first)| first);
+        match first {
+            None => {
+                self.0.extend(time.to_le_bytes());
+                self.0.push(0);
+            }
+            Some(first) if first != name => self.0[HEADER - 1] = 1,
+            Some(_) => {}
         }
+        let base = self.base();
+        varint::push(&mut self.0, varint::zigzag(time.wrapping_sub(base)));
+        varint::push(&mut self.0, sender.into());
+        varint::push(&mut self.0, name.into());
+    }
+
+    fn base(&self) -> i64 {
+        let first: [u8; 8] = self
+            .0
+            .get(..8)
+            .and_then(|bytes| bytes.try_into().ok())
+            .unwrap_or_default();
+        i64::from_le_bytes(first)
+    }
+
+    /// The reports, in arrival order.
+    fn iter(&self) -> impl Iterator<Item = WinnerReport> + '_ {
+        let base = self.base();
+        let mut at = HEADER;
+        std::iter::from_fn(move || {
+            let time = base.wrapping_add(varint::unzigzag(varint::read(&self.0, &mut at)?));
+            let sender = varint::read(&self.0, &mut at)? as u32;
+            let name = varint::read(&self.0, &mut at)? as u32;
+            Some((time, sender, name))
+        })
     }
 
     fn has_winners(&self) -> bool {
-        self.first != u32::MAX
+        !self.0.is_empty()
+    }
+
+    /// Whether its reports name more than one winner.
+    fn disagrees(&self) -> bool {
+        self.0.get(HEADER - 1) == Some(&1)
     }
 
     fn counts(&self) -> (usize, usize) {
-        (usize::from(self.has_winners()), usize::from(self.disagrees))
+        (
+            usize::from(self.has_winners()),
+            usize::from(self.disagrees()),
+        )
     }
 }
 
@@ -83,6 +121,12 @@ impl Winners {
         }
     }
 
+    /// Estimated heap bytes.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let reports: usize = self.by_round.iter().map(|round| vec_bytes(&round.0)).sum();
+        reports + vec_bytes(&self.problems) + vec_bytes(&self.by_round)
+    }
+
     /// Takes `sender`'s `BLOCK_WINNER_FOUND` at `time` naming winner `name`.
     pub(super) fn winner(&mut self, time: i64, sender: u32, name: &str) {
         if self.by_round.is_empty() {
@@ -92,8 +136,7 @@ impl Winners {
         let round = self.round_of(time);
         let before = self.by_round[round].counts();
         let in_round = &mut self.by_round[round];
-        in_round.reports.push((time, sender, name));
-        in_round.name(name);
+        in_round.push((time, sender, name));
         let after = in_round.counts();
         self.account(before, -1);
         self.account(after, 1);
@@ -105,16 +148,17 @@ impl Winners {
             self.by_round.push(WinnerReports::EMPTY);
         }
         let round = self.problems.partition_point(|problem| *problem <= time);
+        reserve(&mut self.problems, 1);
         self.problems.insert(round, time);
         // Round `round` is split at `time`: its reports go to either half.
         let old = std::mem::take(&mut self.by_round[round]);
         self.account(old.counts(), -1);
-        let (before, after): (Vec<_>, Vec<_>) =
-            old.reports.into_iter().partition(|report| report.0 < time);
-        let (before, after) = (WinnerReports::of(before), WinnerReports::of(after));
+        let before = WinnerReports::of(old.iter().filter(|report| report.0 < time));
+        let after = WinnerReports::of(old.iter().filter(|report| report.0 >= time));
         self.account(before.counts(), 1);
         self.account(after.counts(), 1);
         self.by_round[round] = before;
+        reserve(&mut self.by_round, 1);
         self.by_round.insert(round + 1, after);
     }
 }
@@ -131,7 +175,7 @@ impl LiveAnalysis {
             return None;
         }
         let mut by_winner: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for &(_, sender, name) in &in_round.reports {
+        for (_, sender, name) in in_round.iter() {
             let senders = by_winner
                 .entry(self.winners.names.name(name).to_string())
                 .or_default();
@@ -169,7 +213,7 @@ impl LiveAnalysis {
         let mut next = None;
         for round in (0..start).rev() {
             let in_round = &by_round[round];
-            if !in_round.has_winners() || (disagreeing && !in_round.disagrees) {
+            if !in_round.has_winners() || (disagreeing && !in_round.disagrees()) {
                 continue;
             }
             if items.len() >= limit {
