@@ -12,9 +12,29 @@ pub struct HeapStats {
     pub free: u64,
 }
 
+/// How long [`recent_stats`] answers from its last reading.
+pub const STATS_KEPT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The allocator's figures, read at most once a [`STATS_KEPT`]: a reading walks
+/// every free chunk under its arena's lock, ~9 ms after a fast fill of 10M reports
+/// left the heap fragmented, and allocations in that arena wait meanwhile. Call it
+/// off the async workers.
+pub fn recent_stats() -> Option<HeapStats> {
+    static LAST: std::sync::Mutex<Option<(std::time::Instant, Option<HeapStats>)>> =
+        std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match *last {
+        Some((at, stats)) if at.elapsed() < STATS_KEPT => stats,
+        _ => {
+            let now = stats();
+            *last = Some((std::time::Instant::now(), now));
+            now
+        }
+    }
+}
+
 /// The allocator's figures now; `None` where they cannot be read (not glibc).
-/// Takes each arena's lock for a walk of its free lists: for a scrape, not a hot
-/// path.
+/// Takes each arena's lock for a walk of its free chunks: see [`recent_stats`].
 pub fn stats() -> Option<HeapStats> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -38,15 +58,9 @@ pub fn resident() -> Option<u64> {
     Some(pages * u64::try_from(page).ok()?)
 }
 
-/// Resident bytes the allocator does not count in use: freed memory it keeps,
-/// plus what is not heap at all (code, stacks, SQLite's shared memory), which
-/// stays about the same.
-pub fn resident_not_in_use() -> Option<u64> {
-    Some(resident()?.saturating_sub(stats()?.in_use))
-}
-
 /// Returns the allocator's free pages to the operating system: they stop counting
-/// in the RSS and are mapped again if needed.
+/// in the RSS and are mapped again if needed. Walks every free chunk, as
+/// [`stats`] does.
 pub fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes no pointer and only releases free memory.
