@@ -10,8 +10,8 @@
 //! showing in the live stream of the other server (and of the same one).
 //!
 //! Then OTLP/gRPC logs against `ReportStats` into SQLite ([`otlp`]). Last, the
-//! pinned comparison ([`pinned`]): no-op, `--memory` and SQLite each alone on CPU 1
-//! with the load generator alone on CPU 0.
+//! pinned comparison ([`pinned`]): no-op, `--memory` and SQLite each alone on one
+//! CPU with the load generator alone on another (the first two this process may use).
 //!
 //! `cargo bench --bench ingest` (full: 3 rounds of 4 s per mode, RSS after 1,000,000
 //! reports) or `cargo bench --bench ingest -- --quick` (a smoke run for CI); add
@@ -541,6 +541,21 @@ async fn compare(targets: &[Target], settings: &Settings) -> Vec<Vec<Vec<(Figure
     results
 }
 
+/// The CPUs this process may run on (Linux), lowest first.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity fills the one
+    // we own, CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|cpu| libc::CPU_ISSET(*cpu, &set))
+            .collect()
+    }
+}
+
 /// Restricts the calling thread, and every thread it starts from then on, to
 /// `cpu`.
 fn pin_to(cpu: usize) -> std::io::Result<()> {
@@ -557,25 +572,27 @@ fn pin_to(cpu: usize) -> std::io::Result<()> {
 }
 
 /// The same comparison (no-op, `--memory`, SQLite) with each server process alone
-/// on CPU 1 and the load generator alone on CPU 0, so that the load's CPU does not
+/// on the second CPU this process may use and the load generator alone on the
+/// first (CPUs 1 and 0 on the machine of the README's figures), so that the load's CPU does not
 /// compete with the server's: what a server on a host of its own would do with one
 /// core.
 fn pinned(settings: &Settings) {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        return println!("\npinned: skipped, fewer than 2 CPUs");
-    }
+    let cpus = allowed_cpus();
+    let [load, server, ..] = cpus[..] else {
+        return println!("\npinned: skipped, fewer than 2 CPUs allowed ({cpus:?})");
+    };
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            pin_to(0).expect("pin the load generator to CPU 0");
+            pin_to(load).expect("pin the load generator to its CPU");
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async {
                 let targets = [
-                    Target::spawn_on("noop", &[], Some(1)),
-                    Target::spawn_on("memory", &[], Some(1)),
-                    Target::spawn_on("sqlite", &[], Some(1)),
+                    Target::spawn_on("noop", &[], Some(server)),
+                    Target::spawn_on("memory", &[], Some(server)),
+                    Target::spawn_on("sqlite", &[], Some(server)),
                 ];
                 println!(
-                    "\npinned: each server alone on CPU 1, the load generator on CPU 0; \
+                    "\npinned: each server alone on CPU {server}, the load generator on CPU {load}; \
                      {} round(s) of {:?} per mode",
                     settings.rounds, settings.duration
                 );

@@ -216,12 +216,12 @@ impl Metrics {
             for (name, help, bytes) in [
                 (
                     "perfstats_heap_in_use_bytes",
-                    "Heap bytes allocated and not freed (the allocator's own count)",
+                    "Heap bytes allocated and not freed (the allocator's own count, read every 10 s)",
                     heap.in_use,
                 ),
                 (
                     "perfstats_heap_free_bytes",
-                    "Heap bytes freed and kept by the allocator for reuse (in the RSS once touched; trimmed after budgeted work lets go of much)",
+                    "Heap bytes freed and kept by the allocator for reuse, read every 10 s (in the RSS once touched, unless trimmed: after budgeted work lets go of 16 MiB, or after the RSS grew by 16 MiB and then held still)",
                     heap.free,
                 ),
             ] {

@@ -6,11 +6,16 @@
 //! off the async workers, at most once a [`LOOK_EVERY`], when either
 //! - the byte budgets (open calls, answers being written) held [`WORTH_TRIMMING`]
 //!   more at some point since the last trim than they do now, or
-//! - the resident memory grew by [`WORTH_TRIMMING`] since right after the last
-//!   trim (a burst of ingest, a large read; or the analysis growing, which costs a
-//!   trim every 16 MiB): only growth, so what fragmentation keeps is not trimmed
-//!   again and again. Read from `/proc`: asking the allocator what it keeps free
-//!   walks its free chunks under its locks (see `heap::recent_stats`).
+//! - the resident memory grew by [`WORTH_TRIMMING`] since its lowest point after
+//!   the last trim and did not grow in the last [`LOOK_EVERY`] (a burst of ingest,
+//!   a large read, now over), and no such trim came in the last [`GROWTH_TRIM_GAP`]:
+//!   so steady ingest, whose buffers would be faulted in again at once, is not
+//!   trimmed every second, and what fragmentation keeps is not trimmed again and
+//!   again. Read from `/proc`: asking the allocator what it keeps free walks its
+//!   free chunks under its locks.
+//!
+//! The same task reads the allocator's figures for `/metrics` once a
+//! [`heap::READ_EVERY`](crate::heap::READ_EVERY), and after each trim.
 
 use super::limits::Limits;
 use std::sync::Arc;
@@ -22,12 +27,18 @@ pub const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Bytes the budgets must have let go of, or the resident memory have grown by,
 /// since the last trim for another.
 pub const WORTH_TRIMMING: usize = 16 << 20;
+/// The least time between two trims for the resident memory's growth.
+pub const GROWTH_TRIM_GAP: Duration = Duration::from_secs(10);
 
 /// Trims as the module doc says, until `shutdown` turns true.
 pub async fn return_freed_memory(limits: Arc<Limits>, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(LOOK_EVERY);
-    // The fewest resident bytes since the last trim (or the start).
+    // The fewest resident bytes since the last trim (or the start), and the
+    // resident bytes a tick ago.
     let mut settled = crate::heap::resident().unwrap_or(0);
+    let mut previous = settled;
+    let mut last_growth_trim: Option<std::time::Instant> = None;
+    let mut last_read: Option<std::time::Instant> = None;
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -40,17 +51,30 @@ pub async fn return_freed_memory(limits: Arc<Limits>, mut shutdown: watch::Recei
         let resident = crate::heap::resident().unwrap_or(0);
         // Growth counts from the lowest point since the last trim.
         settled = settled.min(resident);
-        let grew = resident >= settled + WORTH_TRIMMING as u64;
+        let grew = resident >= settled + WORTH_TRIMMING as u64
+            && resident <= previous
+            && last_growth_trim.is_none_or(|at| at.elapsed() >= GROWTH_TRIM_GAP);
+        previous = resident;
         if !(budgets_let_go || grew) {
+            if last_read.is_none_or(|at| at.elapsed() >= crate::heap::READ_EVERY) {
+                last_read = Some(std::time::Instant::now());
+                let _ = tokio::task::spawn_blocking(crate::heap::refresh).await;
+            }
             continue;
+        }
+        if grew && !budgets_let_go {
+            last_growth_trim = Some(std::time::Instant::now());
         }
         // Off the workers: a trim walks the allocator's free chunks.
         let trimmed = tokio::task::spawn_blocking(|| {
             crate::heap::trim();
+            crate::heap::refresh();
             crate::heap::resident()
         })
         .await;
+        last_read = Some(std::time::Instant::now());
         limits.reset_high_water();
         settled = trimmed.ok().flatten().unwrap_or(settled);
+        previous = settled;
     }
 }

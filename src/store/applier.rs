@@ -180,14 +180,20 @@ impl Applier {
 
     /// Runs `work` with the writer's state on the blocking pool: it takes the
     /// writer lock, which a commit may hold. `what` names it if the task fails.
+    /// Then it commits what was queued meanwhile (a committer that found the
+    /// writer held went back to sleep: whoever holds the writer looks again).
     async fn with_writer<T: Send + 'static>(
         &self,
         what: &'static str,
         work: impl FnOnce(&Shared) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let shared: Arc<Shared> = self.store.shared.clone();
-        tokio::task::spawn_blocking(move || work(&shared))
-            .await
-            .map_err(|error| Error::Unavailable(format!("store: {what} failed: {error}")))?
+        tokio::task::spawn_blocking(move || {
+            let result = work(&shared);
+            while shared.commit_queued() {}
+            result
+        })
+        .await
+        .map_err(|error| Error::Unavailable(format!("store: {what} failed: {error}")))?
     }
 }

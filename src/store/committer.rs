@@ -158,22 +158,27 @@ impl Store {
         if self.shared.wake_pending.swap(true, Ordering::AcqRel) {
             return; // the wake-up on its way will find this request queued
         }
-        let wake = |shared: &Shared| {
-            shared.wake_pending.store(false, Ordering::Release);
-            if let Some(committer) = shared.committer.get() {
-                committer.unpark();
-            }
-        };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                let shared = self.shared.clone();
+                let wake = WakeOnDrop(self.shared.clone());
                 runtime.spawn(async move {
                     tokio::task::yield_now().await;
-                    wake(&shared);
+                    drop(wake);
                 });
             }
-            Err(_) => wake(&self.shared),
+            Err(_) => self.shared.wake_now(),
         }
+    }
+}
+
+/// Wakes the committer thread when dropped: after its task's yield, or when the
+/// task is dropped unrun (its runtime shutting down), so that a wake-up is never
+/// lost and `wake_pending` never stays set.
+struct WakeOnDrop(std::sync::Arc<Shared>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake_now();
     }
 }
 
@@ -194,6 +199,14 @@ pub(super) fn commit_loop(shared: std::sync::Weak<Shared>) {
 }
 
 impl Shared {
+    /// Wakes the committer thread (if there is one) now.
+    pub(super) fn wake_now(&self) {
+        self.wake_pending.swap(false, Ordering::AcqRel);
+        if let Some(committer) = self.committer.get() {
+            committer.unpark();
+        }
+    }
+
     /// Notes that every seq up to `seq` is applied (a report, a run's start or a
     /// hole), waking whoever waits for it.
     fn mark_applied(&self, seq: u64) {
@@ -207,7 +220,7 @@ impl Shared {
     /// Commits what is queued unless someone else holds the writer; true when more
     /// was queued meanwhile (the caller should call again). Whoever holds the
     /// writer checks the queue again after letting go, so nothing is left behind.
-    fn commit_queued(&self) -> bool {
+    pub(super) fn commit_queued(&self) -> bool {
         {
             let Ok(mut writer) = self.writer.try_lock() else {
                 return false;

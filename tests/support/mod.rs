@@ -598,7 +598,8 @@ pub fn grpcurl() -> std::path::PathBuf {
 
 /// Where the memory of the server at `url` (process `pid`) is, for benchmarks:
 /// its RSS and peak, and the part of it its allocator counts in use and keeps
-/// freed (`perfstats_heap_*` of `/metrics`), in MiB.
+/// freed (`perfstats_heap_*` of `/metrics`, read by the server every 10 s: up to
+/// that old), in MiB.
 pub async fn memory_line(url: &str, pid: u32) -> String {
     let (rss, peak) = rss_mib(pid);
     let in_use = metric(url, None, "perfstats_heap_in_use_bytes").await;
@@ -606,7 +607,7 @@ pub async fn memory_line(url: &str, pid: u32) -> String {
     let mib =
         |bytes: Option<f64>| bytes.map_or("?".to_string(), |b| format!("{:.1}", b / 1048576.0));
     format!(
-        "RSS {rss:.1} MiB (peak {peak:.1}); heap in use {} MiB, freed and kept {} MiB",
+        "RSS {rss:.1} MiB (peak {peak:.1}); heap in use {} MiB, freed and kept {} MiB (≤ 10 s old)",
         mib(in_use),
         mib(free)
     )

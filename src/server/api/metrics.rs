@@ -20,10 +20,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Error> {
             crate::writes::Writes::Shared(cluster) => Some(cluster.status()),
             crate::writes::Writes::Local(_) => None,
         },
-        heap: tokio::task::spawn_blocking(crate::heap::recent_stats)
-            .await
-            .ok()
-            .flatten(),
+        heap: crate::heap::last(),
     };
     let text = read_analysis(&state, None, move |live| {
         let propagation: Vec<_> = [RoundKind::Problem, RoundKind::Block, RoundKind::Reveal]
