@@ -314,14 +314,19 @@ fn analysis_cost(total: usize) -> f64 {
                 report
             })
             .collect();
-        let started = Instant::now();
-        for report in &reports {
-            analysis.add(report);
-        }
-        spent += started.elapsed();
+        spent += add_timed(&mut analysis, &reports);
     }
     print_heap("the long-run network", &analysis, seq as usize, before);
     spent.as_nanos() as f64 / seq as f64
+}
+
+/// Adds `reports` to `analysis`; the time that took.
+fn add_timed(analysis: &mut LiveAnalysis, reports: &[Report]) -> Duration {
+    let started = Instant::now();
+    for report in reports {
+        analysis.add(report);
+    }
+    started.elapsed()
 }
 
 /// Senders of [`no_authority_heap`].
@@ -351,11 +356,7 @@ fn no_authority_heap(total: usize) {
                 report
             })
             .collect();
-        let started = Instant::now();
-        for report in &reports {
-            analysis.add(report);
-        }
-        spent += started.elapsed();
+        spent += add_timed(&mut analysis, &reports);
     }
     drop(names);
     print_heap(
