@@ -147,9 +147,7 @@ impl Store {
         let store = self.clone();
         tokio::spawn(async move { store.ensure_committing() });
     }
-}
 
-impl Store {
     /// Wakes the committer thread once the tasks that are ready now have run, so
     /// that the requests that arrived together are committed together: one
     /// wake-up, and one thread switch each way, a batch rather than a request.

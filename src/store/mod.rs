@@ -411,9 +411,7 @@ impl Store {
             })
             .await;
         }
-        if let Some(committer) = self.shared.committer.get() {
-            committer.unpark();
-        }
+        self.shared.wake_now();
     }
 
     /// What a server applying a replicated stream needs of this store.
